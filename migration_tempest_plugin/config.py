@@ -1,0 +1,81 @@
+"""The plugin's options, in a [migration] group.
+
+Whether the cloud can live or block migrate at all stays where tempest keeps
+it ([compute-feature-enabled] live_migration and
+block_migration_for_live_migration); this group says how, so that the tests
+know which flags nova must have used and what must happen to the disk.
+"""
+
+from oslo_config import cfg
+
+migration_group = cfg.OptGroup(
+    name='migration',
+    title='Migration integrity options',
+    help='How the cloud under test stores instances, which nova migration '
+         'options it runs with, and how to reach its compute hosts.')
+
+MigrationOpts = [
+    cfg.StrOpt('storage',
+               default='local',
+               choices=[('local', 'each compute host has its own instances '
+                                  'path; live migration copies the disks'),
+                        ('nfs', 'the instances path is one NFS share '
+                                'mounted on every compute host')],
+               help='Kind of instance storage of the cloud under test.'),
+    cfg.BoolOpt('live_migration_tunnelled', default=False,
+                help="Mirror of nova's [libvirt] live_migration_tunnelled on "
+                     'the compute hosts.'),
+    cfg.BoolOpt('live_migration_with_native_tls', default=False,
+                help="Mirror of nova's [libvirt] "
+                     'live_migration_with_native_tls.'),
+    cfg.BoolOpt('live_migration_permit_post_copy', default=False,
+                help="Mirror of nova's [libvirt] "
+                     'live_migration_permit_post_copy.'),
+    cfg.BoolOpt('live_migration_permit_auto_converge', default=False,
+                help="Mirror of nova's [libvirt] "
+                     'live_migration_permit_auto_converge.'),
+    cfg.IntOpt('live_migration_parallel_connections', default=1, min=1,
+               help="Mirror of nova's [libvirt] "
+                    'live_migration_parallel_connections.'),
+    cfg.IntOpt('workload_blocks', default=8192, min=64,
+               help='Number of 4 KiB blocks the guest workload rewrites '
+                    'while the migration runs.'),
+    cfg.IntOpt('migration_timeout', default=600, min=30,
+               help='Seconds to wait for one migration to finish; block '
+                    'migrations on slow nodes can outlast build_timeout.'),
+    cfg.StrOpt('image_ref',
+               help='Glance image holding the integrity guest (kernel and '
+                    'ramdisk set as image properties). When unset the tests '
+                    'that need it are skipped.'),
+    cfg.StrOpt('flavor_ref',
+               help='Flavor for the integrity guest; defaults to '
+                    '[compute] flavor_ref.'),
+    cfg.StrOpt('host_access',
+               default='none',
+               choices=[('none', 'no access: the flag audit is skipped'),
+                        ('ssh', 'SSH to the compute hosts'),
+                        ('lab', 'the embedded lab cloud on this machine')],
+               help='How to reach compute hosts for the flag audit '
+                    '(libvirtd log) and nova.conf changes.'),
+    cfg.StrOpt('compute_hosts_file',
+               help='YAML file mapping each compute hypervisor hostname to '
+                    'its address, nova.conf path and restart command.'),
+    cfg.StrOpt('ssh_user', default='stack',
+               help='User for SSH to compute hosts.'),
+    cfg.StrOpt('ssh_key_file',
+               help='Private key for SSH to compute hosts.'),
+    cfg.StrOpt('libvirtd_log_path', default='/var/log/libvirt/libvirtd.log',
+               help='libvirtd debug log on each compute host, with the '
+                    'public API logged so the migrate call flags show.'),
+    cfg.StrOpt('report_dir',
+               help='Folder for per-test integrity reports (JSON).'),
+]
+
+def register_opts(conf):
+    conf.register_group(migration_group)
+    conf.register_opts(MigrationOpts, group=migration_group)
+
+
+def list_opts():
+    """For oslo-config-generator and the plugin's get_opt_lists()."""
+    return [(migration_group.name, MigrationOpts)]

@@ -1,0 +1,333 @@
+"""libvirt migration flags, nova's policy for them, and what each set does
+to a guest's disk on a given kind of storage.
+
+Pure: nothing here touches a host. The vocabulary comes from libvirt-python
+when it is importable; FLAG_TABLE is the fallback, kept equal to libvirt-python
+by a unit test.
+"""
+
+import collections
+import dataclasses
+import enum
+
+try:
+    import libvirt
+except ImportError:  # the tempest plugin does not need libvirt-python
+    libvirt = None
+
+PREFIX = 'VIR_MIGRATE_'
+
+# virDomainMigrateFlags, libvirt 9.x-11.x (libvirt-domain.h).
+FLAG_TABLE = collections.OrderedDict([
+    ('LIVE', 1 << 0),
+    ('PEER2PEER', 1 << 1),
+    ('TUNNELLED', 1 << 2),
+    ('PERSIST_DEST', 1 << 3),
+    ('UNDEFINE_SOURCE', 1 << 4),
+    ('PAUSED', 1 << 5),
+    ('NON_SHARED_DISK', 1 << 6),
+    ('NON_SHARED_INC', 1 << 7),
+    ('CHANGE_PROTECTION', 1 << 8),
+    ('UNSAFE', 1 << 9),
+    ('OFFLINE', 1 << 10),
+    ('COMPRESSED', 1 << 11),
+    ('ABORT_ON_ERROR', 1 << 12),
+    ('AUTO_CONVERGE', 1 << 13),
+    ('RDMA_PIN_ALL', 1 << 14),
+    ('POSTCOPY', 1 << 15),
+    ('TLS', 1 << 16),
+    ('PARALLEL', 1 << 17),
+    ('NON_SHARED_SYNCHRONOUS_WRITES', 1 << 18),
+    ('POSTCOPY_RESUME', 1 << 19),
+    ('ZEROCOPY', 1 << 20),
+])
+
+
+def libvirt_flag_table():
+    """The VIR_MIGRATE_* flags libvirt-python knows, or None without it."""
+    if libvirt is None:
+        return None
+    # VIR_MIGRATE_PARAM_* are typed-parameter names (strings), not flags.
+    return {name[len(PREFIX):]: value for name, value in vars(libvirt).items()
+            if name.startswith(PREFIX) and isinstance(value, int)
+            and not name.startswith(PREFIX + 'PARAM_')}
+
+
+def _vocabulary():
+    table = dict(FLAG_TABLE)
+    table.update(libvirt_flag_table() or {})
+    return table
+
+
+FLAGS = _vocabulary()
+_NAMES_BY_VALUE = {value: name for name, value in FLAGS.items()}
+
+
+class FlagError(ValueError):
+    """Input that does not name a set of migration flags."""
+
+
+def parse(text):
+    """'LIVE|PEER2PEER', 'VIR_MIGRATE_LIVE,P2P', '3' or '0x3' -> int."""
+    if isinstance(text, int):
+        return _check_value(text)
+    text = str(text).strip()
+    if not text:
+        raise FlagError('empty flag set')
+    try:
+        return _check_value(int(text, 0))
+    except ValueError:
+        pass
+    value = 0
+    for word in text.replace(',', '|').replace('+', '|').split('|'):
+        name = word.strip().upper()
+        if name.startswith(PREFIX):
+            name = name[len(PREFIX):]
+        if name not in FLAGS:
+            raise FlagError('unknown migration flag %r' % word.strip())
+        value |= FLAGS[name]
+    return value
+
+
+def _check_value(value):
+    if value < 0:
+        raise FlagError('flags cannot be negative: %d' % value)
+    unknown = value & ~sum(FLAGS.values())
+    if unknown:
+        raise FlagError('unknown flag bits 0x%x' % unknown)
+    return value
+
+
+def names(value):
+    """int -> ['LIVE', 'PEER2PEER', ...] in libvirt's bit order."""
+    value = _check_value(value)
+    return [_NAMES_BY_VALUE[bit] for bit in sorted(_NAMES_BY_VALUE)
+            if value & bit]
+
+
+def to_text(value):
+    return '|'.join(names(value)) or '0'
+
+
+def has(value, *flag_names):
+    return all(value & FLAGS[name] for name in flag_names)
+
+
+# --- nova's policy (nova/virt/libvirt/driver.py, nova 34) ------------------
+
+NOVA_BASE = parse('LIVE|PEER2PEER|UNDEFINE_SOURCE|PERSIST_DEST')
+
+TUNNELLED_WITH_TLS_MESSAGE = (
+    "Setting both 'live_migration_tunnelled' and "
+    "'live_migration_with_native_tls' at the same time is invalid. If you "
+    "have the relevant libvirt and QEMU versions, and TLS configured in your "
+    "environment, pick 'live_migration_with_native_tls'.")
+
+
+class NovaRefusal(Exception):
+    """nova-compute refuses to start with these options (exception.Invalid)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class NovaOptions:
+    """The [libvirt] options of nova-compute that decide the flags."""
+    live_migration_tunnelled: bool = False
+    live_migration_with_native_tls: bool = False
+    live_migration_permit_post_copy: bool = False
+    live_migration_permit_auto_converge: bool = False
+    live_migration_parallel_connections: int = 1
+
+
+def nova_flags(options, block_migration=False, paused=False,
+               copies_disks=True):
+    """The flags nova 34 hands to migrateToURI3 for one migration.
+
+    block_migration: migrate_data.block_migration (nova chose or was told
+    to copy local disks). paused: the instance is PAUSED. copies_disks:
+    _live_migration_copy_disk_paths() found at least one disk to copy.
+    """
+    if options.live_migration_parallel_connections < 1:
+        raise NovaRefusal('live_migration_parallel_connections must be >= 1'
+                          ', got %d'
+                          % options.live_migration_parallel_connections)
+    # init_host() rejects this pair before any migration can happen.
+    if (options.live_migration_tunnelled
+            and options.live_migration_with_native_tls):
+        raise NovaRefusal(TUNNELLED_WITH_TLS_MESSAGE)
+    # _parse_migration_flags(): base set, then the handlers in their order.
+    flags = NOVA_BASE
+    if options.live_migration_tunnelled:
+        flags |= FLAGS['TUNNELLED']
+    if options.live_migration_with_native_tls:
+        flags |= FLAGS['TLS']
+    if options.live_migration_permit_post_copy:
+        flags |= FLAGS['POSTCOPY']
+    # Auto-converge only when post-copy is not permitted.
+    elif options.live_migration_permit_auto_converge:
+        flags |= FLAGS['AUTO_CONVERGE']
+    if options.live_migration_parallel_connections > 1:
+        flags |= FLAGS['PARALLEL']
+    if block_migration:
+        flags |= FLAGS['NON_SHARED_INC']
+    # _live_migration_operation(): post-copy cannot run for a paused guest.
+    if paused:
+        flags &= ~FLAGS['POSTCOPY']
+    # Guest.migrate(): an empty migrate_disks with NON_SHARED_INC would copy
+    # every writable disk, volumes included (bug #1719362, ea9bf5216b).
+    if not copies_disks:
+        flags &= ~FLAGS['NON_SHARED_INC']
+    return flags
+
+
+# --- safety rules: flag set x storage -> expected outcome ------------------
+
+class Storage(str, enum.Enum):
+    LOCAL = 'local'                  # a folder per host
+    SHARED = 'shared'                # shared FS with cross-host locks (NFSv4)
+    SHARED_NOLOCK = 'shared-nolock'  # shared FS, no cross-host locks (NFSv3)
+
+    @classmethod
+    def parse(cls, text):
+        aliases = {'nfs': cls.SHARED, 'nfs-nolock': cls.SHARED_NOLOCK}
+        text = str(text).strip().lower()
+        if text in aliases:
+            return aliases[text]
+        try:
+            return cls(text)
+        except ValueError:
+            raise FlagError('unknown storage kind %r (choose from %s)' % (
+                text, ', '.join(s.value for s in cls))) from None
+
+
+class Outcome(str, enum.Enum):
+    INTACT = 'INTACT'                      # migrates, data survives
+    REFUSED_BY_NOVA = 'REFUSED-BY-NOVA'
+    REFUSED_BY_LIBVIRT = 'REFUSED-BY-LIBVIRT'
+    DATA_AT_RISK = 'DATA-AT-RISK'          # the seed thread's case
+
+
+@dataclasses.dataclass(frozen=True)
+class Expectation:
+    outcome: Outcome
+    reason: str
+    message: str = ''   # the refusing component's own words, when known
+
+    def __str__(self):
+        text = '%s: %s' % (self.outcome.value, self.reason)
+        if self.message:
+            text += ' ("%s")' % self.message
+        return text
+
+
+def _mutual_exclusions(flags):
+    """libvirt's flag-combination checks (qemu_migration.c, libvirt.c)."""
+    rules = [
+        (has(flags, 'TUNNELLED') and not has(flags, 'PEER2PEER'),
+         'cannot perform tunnelled migration without using peer2peer flag'),
+        (has(flags, 'NON_SHARED_DISK', 'NON_SHARED_INC'),
+         "Flags 'VIR_MIGRATE_NON_SHARED_DISK' and 'VIR_MIGRATE_NON_SHARED_INC'"
+         " are mutually exclusive"),
+        (has(flags, 'TUNNELLED', 'PARALLEL'),
+         "Flags 'VIR_MIGRATE_TUNNELLED' and 'VIR_MIGRATE_PARALLEL' are "
+         "mutually exclusive"),
+        (has(flags, 'TUNNELLED', 'POSTCOPY'),
+         'post-copy is not supported with tunnelled migration'),
+        (has(flags, 'POSTCOPY') and (not has(flags, 'LIVE')
+                                     or has(flags, 'PAUSED')),
+         'post-copy migration is not supported with non-live or paused '
+         'migration'),
+        (has(flags, 'ZEROCOPY') and not has(flags, 'PARALLEL'),
+         'zero-copy is only available for parallel migration'),
+        (has(flags, 'TUNNELLED') and _copies_storage(flags),
+         'migration of non-shared storage is not supported with tunnelled '
+         'migration and this QEMU'),
+    ]
+    for broken, message in rules:
+        if broken:
+            return message
+    return None
+
+
+def _copies_storage(flags):
+    return bool(flags & (FLAGS['NON_SHARED_DISK'] | FLAGS['NON_SHARED_INC']))
+
+
+UNSAFE_MESSAGE = 'Unsafe migration: Migration without shared storage is unsafe'
+LOCKED_COPY_MESSAGE = ("unable to execute QEMU command 'block-export-add'")
+
+
+def expect(flags, storage, via_nova=False):
+    """The expected outcome of migrating a running guest whose disks are
+    on `storage` with `flags`.
+
+    via_nova: the migration was asked of nova, whose pre-checks run first
+    (block_migration derived from the flags: NON_SHARED_* means nova was
+    asked for a block migration).
+    """
+    flags = _check_value(flags)
+    storage = Storage.parse(storage)
+    copies = _copies_storage(flags)
+    shared = storage in (Storage.SHARED, Storage.SHARED_NOLOCK)
+
+    if via_nova:
+        # nova/virt/libvirt/driver.py check_can_live_migrate_source(): the
+        # test-file handshake sees both hosts share the instances path.
+        if copies and shared:
+            return Expectation(Outcome.REFUSED_BY_NOVA,
+                               'block migration asked on shared storage',
+                               'Block migration can not be used with '
+                               'shared storage.')
+        # bug #1690890, 902b7bf6f5.
+        if not copies and not shared:
+            return Expectation(Outcome.REFUSED_BY_NOVA,
+                               'live migration without shared storage',
+                               'Shared storage live-migration requires '
+                               'either shared storage or boot-from-volume '
+                               'with no local disks.')
+
+    message = _mutual_exclusions(flags)
+    if message:
+        return Expectation(Outcome.REFUSED_BY_LIBVIRT,
+                           'libvirt rejects this flag combination', message)
+
+    if storage is Storage.LOCAL:
+        if copies:
+            return Expectation(Outcome.INTACT,
+                               'each host has its own disk; the copy goes '
+                               'to a separate file')
+        if has(flags, 'UNSAFE'):
+            # Nothing stops it, and the destination opens a different file.
+            return Expectation(Outcome.DATA_AT_RISK,
+                               'UNSAFE skips the shared-storage check; the '
+                               'destination runs on its own stale disk')
+        # qemuMigrationSrcIsSafe(): local filesystem, no copy.
+        return Expectation(Outcome.REFUSED_BY_LIBVIRT,
+                           'no disk copy and the disk is not on shared '
+                           'storage', UNSAFE_MESSAGE)
+
+    if storage is Storage.SHARED:
+        if copies:
+            # QEMU image locking: the destination cannot open the same file
+            # for writing while the source holds it (qemu-iotests 153).
+            return Expectation(Outcome.REFUSED_BY_LIBVIRT,
+                               'disk copy onto the same file is stopped by '
+                               "QEMU's image lock", LOCKED_COPY_MESSAGE)
+        return Expectation(Outcome.INTACT,
+                           'shared storage that libvirt recognises; '
+                           'nothing is copied')
+
+    # SHARED_NOLOCK: same files, but no lock crosses hosts and libvirt does
+    # not know the filesystem as shared (virFileIsSharedFS()).
+    if copies:
+        # bug #1499041 (8ecf93e88a), the seed thread: the disk is mirrored
+        # onto itself while the guest writes to it.
+        return Expectation(Outcome.DATA_AT_RISK,
+                           'disk copied over itself while the guest '
+                           'writes (bug #1499041)')
+    if not has(flags, 'UNSAFE'):
+        return Expectation(Outcome.REFUSED_BY_LIBVIRT,
+                           'libvirt does not know this filesystem as '
+                           'shared', UNSAFE_MESSAGE)
+    return Expectation(Outcome.INTACT,
+                       'shared files, nothing copied; UNSAFE only skips '
+                       "libvirt's filesystem check")

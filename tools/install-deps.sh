@@ -1,0 +1,22 @@
+#!/bin/sh
+# Installs what the project needs outside Python: the Debian packages that
+# bindep.txt lists for the lab, then tox and bindep for this Python.
+# Usage: tools/install-deps.sh   (as root on Debian; safe to run again)
+set -eu
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: run as root (it installs Debian packages)" >&2
+    exit 1
+fi
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'tox>=4' bindep
+# bindep -b prints the missing packages and exits 1 when there are some.
+missing=$(python3 -m bindep -b compile lab || true)
+if [ -n "$missing" ]; then
+    echo "install-deps: installing Debian packages:" $missing
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq $missing >/dev/null
+fi
+echo "install-deps: ready"
