@@ -71,6 +71,7 @@ MigrationOpts = [
                help='Folder for per-test integrity reports (JSON).'),
 ]
 
+
 def register_opts(conf):
     conf.register_group(migration_group)
     conf.register_opts(MigrationOpts, group=migration_group)

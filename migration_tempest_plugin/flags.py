@@ -75,9 +75,11 @@ def parse(text):
     if not text:
         raise FlagError('empty flag set')
     try:
-        return _check_value(int(text, 0))
+        number = int(text, 0)
     except ValueError:
-        pass
+        number = None
+    if number is not None:
+        return _check_value(number)
     value = 0
     for word in text.replace(',', '|').replace('+', '|').split('|'):
         name = word.strip().upper()
