@@ -175,8 +175,12 @@ def nova_flags(options, block_migration=False, paused=False,
     if paused:
         flags &= ~FLAGS['POSTCOPY']
     # Guest.migrate(): an empty migrate_disks with NON_SHARED_INC would copy
-    # every writable disk, volumes included (bug #1719362, ea9bf5216b).
-    if not copies_disks:
+    # every writable disk, volumes included (bug #1719362, ea9bf5216b), so
+    # nova clears the flag. migrate_disks is also empty when tunnelled:
+    # _live_migration_operation() drops it, as libvirt cannot select disks
+    # in a tunnelled migration (bug #1398999). A tunnelled block migration
+    # therefore reaches libvirt with no disk copy at all.
+    if not copies_disks or options.live_migration_tunnelled:
         flags &= ~FLAGS['NON_SHARED_INC']
     return flags
 

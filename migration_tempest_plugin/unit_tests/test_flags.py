@@ -93,6 +93,11 @@ class TestNovaPolicy(testtools.TestCase):
     def test_inc_cleared_when_no_disk_is_copied(self):
         self.assertEqual(BASE, nova(block=True, copies_disks=False))
 
+    def test_tunnelled_block_migration_copies_nothing(self):
+        # migrate_disks is dropped when tunnelled, and with it NON_SHARED_INC.
+        self.assertEqual(BASE | {'TUNNELLED'},
+                         nova(block=True, live_migration_tunnelled=True))
+
     def test_never_non_shared_disk(self):
         for block in (False, True):
             self.assertNotIn('NON_SHARED_DISK', nova(block=block))
