@@ -4,6 +4,7 @@ import argparse
 import sys
 
 from migration_tempest_plugin import flags
+from migration_tempest_plugin.lab import commands as lab_commands
 
 
 class UsageError(Exception):
@@ -90,18 +91,20 @@ def build_parser():
     sub = parser.add_subparsers(dest='command', required=True,
                                 parser_class=_Parser)
     _add_flag_commands(sub)
+    lab_commands.add_commands(sub)
     return parser
 
 
 def main(argv=None):
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = lab_commands.finish_args(parser.parse_args(argv))
         return args.func(args) or 0
     except UsageError as exc:
         print('migration-lab: error: %s' % exc, file=sys.stderr)
         return 2
-    except (flags.FlagError, flags.NovaRefusal) as exc:
+    except (flags.FlagError, flags.NovaRefusal,
+            lab_commands.LabError) as exc:
         print('migration-lab: error: %s' % exc, file=sys.stderr)
         return 1
     except KeyboardInterrupt:

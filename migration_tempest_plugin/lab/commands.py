@@ -1,0 +1,349 @@
+"""migration-lab up | down | status | matrix | run | bench.
+
+Imports of the lab's heavy parts happen inside the commands, so that
+`migration-lab flags` works without libvirt-python.
+"""
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import time
+
+DEFAULT_STATE_DIR = os.environ.get('MIGRATION_LAB_STATE',
+                                   '/var/tmp/migration-lab')
+TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), 'tools')
+
+
+class LabError(Exception):
+    """A lab command failed; the message is shown as one line."""
+
+
+def say(text):
+    print(text, flush=True)
+
+
+# -- preflight ----------------------------------------------------------------
+
+REQUIRED_BINARIES = ('ip', 'unshare', 'nsenter', 'libvirtd',
+                     'qemu-system-x86_64', 'qemu-img', 'bindfs', 'glusterd',
+                     'glusterfs', 'busybox', 'cpio', 'openssl')
+
+
+def missing_binaries():
+    paths = os.environ.get('PATH', '').split(os.pathsep) + ['/usr/sbin',
+                                                            '/sbin']
+    return [b for b in REQUIRED_BINARIES
+            if not any(os.access(os.path.join(p, b), os.X_OK)
+                       for p in paths)]
+
+
+def preflight(install=True):
+    if os.geteuid() != 0:
+        raise LabError('the lab needs root (network and mount namespaces, '
+                       'libvirtd); run it as root')
+    missing = missing_binaries()
+    if missing and install:
+        say('lab: installing Debian packages from bindep.txt (missing: %s)'
+            % ', '.join(missing))
+        script = os.path.join(TOOLS, 'install-deps.sh')
+        if subprocess.run([script]).returncode:
+            raise LabError('tools/install-deps.sh failed')
+        missing = missing_binaries()
+    if missing:
+        raise LabError('missing programs: %s (run tools/install-deps.sh)'
+                       % ', '.join(missing))
+    try:
+        import libvirt  # noqa: F401
+    except ImportError:
+        raise LabError('libvirt-python is not installed (pip install '
+                       '.[lab], or use tox -e lab)')
+
+
+def make_lab(args):
+    from migration_tempest_plugin.lab import nodes
+    return nodes.Lab(args.state_dir)
+
+
+# -- commands -----------------------------------------------------------------
+
+def cmd_up(args):
+    preflight()
+    lab = make_lab(args)
+    started = time.monotonic()
+    try:
+        lab.up(progress=say)
+    except BaseException:
+        say('lab: up failed; bringing down what was started')
+        lab.down()
+        raise
+    say('lab: up in %.1fs' % (time.monotonic() - started))
+
+
+def cmd_down(args):
+    preflight(install=False)
+    started = time.monotonic()
+    make_lab(args).down()
+    say('lab: down in %.1fs' % (time.monotonic() - started))
+
+
+def cmd_status(args):
+    preflight(install=False)
+    status = make_lab(args).status()
+    say(json.dumps(status, indent=2, sort_keys=True)
+        if not isinstance(status, str) else status)
+
+
+def _layout(args):
+    from migration_tempest_plugin.integrity import blocks
+    return blocks.make_layout(args.static_blocks, args.work_blocks)
+
+
+def _settings(args):
+    from migration_tempest_plugin.lab import matrix
+    return matrix.Settings(bandwidth_mib=args.bandwidth,
+                           migration_timeout_s=args.timeout)
+
+
+def _cases(args):
+    from migration_tempest_plugin.lab import matrix
+    if args.controls:
+        return matrix.control_cases() * args.repeat
+    storages = args.storage or matrix.STORAGE_MODES
+    return matrix.all_cases(storages, args.only) * args.repeat
+
+
+def run_cases(args, lab, cases):
+    """Run `cases` on a lab that is up; return the results."""
+    from migration_tempest_plugin.lab import guest as guestlib
+    from migration_tempest_plugin.lab import matrix
+    from migration_tempest_plugin.lab import report
+
+    work_dir = os.path.join(args.state_dir, 'matrix')
+    os.makedirs(work_dir, exist_ok=True)
+    say('lab: building the guest')
+    guest = guestlib.build_guest(os.path.join(args.state_dir, 'guest'))
+    runner = matrix.CaseRunner(lab, guest, _layout(args), work_dir,
+                               _settings(args), progress=say)
+    results = []
+    for n, case in enumerate(cases, 1):
+        say('lab: case %d/%d %s ...' % (n, len(cases), case.id))
+        try:
+            result = runner.run(case)
+        except Exception as exc:  # a harness failure is this case's ERROR
+            result = runner.error_result(case, exc)
+        results.append(result)
+        say(report.progress_line(n, len(cases), result))
+    return results
+
+
+def publish(args, results, extra=None):
+    from migration_tempest_plugin.lab import report
+    say('')
+    say(report.table(results))
+    diffs = report.findings(results)
+    say('')
+    if diffs:
+        say('Findings: %d case(s) differ from the expected outcome:'
+            % len(diffs))
+        for r in diffs:
+            say('  %s / %s: %s' % (r.storage, r.flag_set, r.finding))
+    else:
+        say('Every case matched its expected outcome.')
+    if args.json:
+        with open(args.json, 'w') as f:
+            f.write(report.to_json(results, extra))
+        say('lab: JSON in %s' % args.json)
+    if args.html:
+        with open(args.html, 'w') as f:
+            f.write(report.to_html(results, extra=extra))
+        say('lab: HTML in %s' % args.html)
+
+
+def control_summary(results):
+    """Per control case: how many runs gave the verdict it must give."""
+    summary = {}
+    for r in results:
+        if not r.control:
+            continue
+        key = '%s/%s' % (r.storage, r.flag_set)
+        wanted = 'DATA-LOSS' if r.control == 'loss' else 'INTACT'
+        entry = summary.setdefault(key, {'control': r.control, 'runs': 0,
+                                         'held': 0})
+        entry['runs'] += 1
+        entry['held'] += r.verdict == wanted
+    return summary
+
+
+def controls_hold(summary):
+    """Loss controls: DATA-LOSS in at least 4 of 5 runs (80%); intact
+    controls: INTACT every time."""
+    ok = True
+    for key, entry in sorted(summary.items()):
+        if entry['control'] == 'loss':
+            holds = entry['held'] * 5 >= entry['runs'] * 4
+        else:
+            holds = entry['held'] == entry['runs']
+        ok = ok and holds
+        say('control %-36s %-6s %d/%d %s' % (
+            key, entry['control'], entry['held'], entry['runs'],
+            'holds' if holds else 'FAILS'))
+    return ok
+
+
+def _with_lab(args, body):
+    """Bring the lab up, run body(lab), and always bring it down again,
+    on failure and on Ctrl-C or SIGTERM too."""
+    preflight()
+    lab = make_lab(args)
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt()
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        started = time.monotonic()
+        lab.up(progress=say)
+        say('lab: up in %.1fs' % (time.monotonic() - started))
+        return body(lab)
+    finally:
+        say('lab: bringing the lab down')
+        lab.down()
+
+
+def cmd_matrix(args):
+    """On a lab that is up (migration-lab up)."""
+    preflight(install=False)
+    lab = make_lab(args)
+    return _matrix_body(args)(lab)
+
+
+def _matrix_body(args):
+    def body(lab):
+        cases = _cases(args)
+        started = time.monotonic()
+        results = run_cases(args, lab, cases)
+        extra = {'wall_s': round(time.monotonic() - started, 1)}
+        summary = control_summary(results)
+        if summary:
+            extra['controls'] = summary
+        publish(args, results, extra)
+        say('lab: %d cases in %.1fs' % (len(results), extra['wall_s']))
+        if summary and not controls_hold(summary):
+            say('lab: a control failed: the oracle or the lab cannot be '
+                'trusted on this machine')
+            return 1
+        errors = [r for r in results if r.verdict == 'ERROR']
+        if errors:
+            say('lab: %d case(s) could not be run (ERROR)' % len(errors))
+            return 1
+        return 0
+    return body
+
+
+def cmd_run(args):
+    """The main job: up, matrix, report, down."""
+    return _with_lab(args, _matrix_body(args))
+
+
+def cmd_bench(args):
+    from migration_tempest_plugin.integrity import checker
+
+    mib = args.checker_mib
+    checker_mbs, sha_mbs = checker.benchmark(mib)
+    say('checker throughput: %.0f MB/s; hashlib.sha256 on the same %d MiB: '
+        '%.0f MB/s (ratio %.2f)'
+        % (checker_mbs, mib, sha_mbs, checker_mbs / sha_mbs))
+    if args.checker_only:
+        return 0
+
+    def body(lab):
+        walls, per_case, shares = [], {}, []
+        for n in range(args.rounds):
+            cases = _cases(args)
+            started = time.monotonic()
+            results = run_cases(args, lab, cases)
+            walls.append(time.monotonic() - started)
+            say('bench: round %d/%d: %d cases in %.1fs' % (
+                n + 1, args.rounds, len(cases), walls[-1]))
+            for r in results:
+                per_case.setdefault('%s/%s' % (r.storage, r.flag_set),
+                                    []).append(r.duration_s)
+                if r.duration_s and r.verify_s:
+                    shares.append(r.verify_s / r.duration_s)
+        say('')
+        say('median wall time of the matrix: %.1fs over %d round(s)' % (
+            statistics.median(walls), len(walls)))
+        say('median case time:')
+        for key, values in per_case.items():
+            say('  %-44s %6.1fs' % (key, statistics.median(values)))
+        if shares:
+            say('oracle verification share of case time: median %.1f%%, '
+                'max %.1f%%' % (100 * statistics.median(shares),
+                                100 * max(shares)))
+        return 0
+    return _with_lab(args, body)
+
+
+# -- argument parsing ---------------------------------------------------------
+
+def _common(p, matrix=True):
+    p.add_argument('--state-dir', default=DEFAULT_STATE_DIR,
+                   help='where the lab keeps everything (default %(default)s'
+                        ', or $MIGRATION_LAB_STATE)')
+    if not matrix:
+        return
+    p.add_argument('--storage', action='append',
+                   choices=('local', 'shared', 'shared-nolock'),
+                   help='only these storage modes (repeatable)')
+    p.add_argument('--only', action='append', metavar='TEXT',
+                   help='only cases whose storage/flag-set id contains TEXT')
+    p.add_argument('--controls', action='store_true',
+                   help='run only the control cases')
+    p.add_argument('--repeat', type=int, default=None,
+                   help='run each case this many times (default 1; 5 with '
+                        '--controls)')
+    p.add_argument('--bandwidth', type=int, default=32, metavar='MIB_S',
+                   help='migration bandwidth, disk mirror included '
+                        '(default %(default)s MiB/s; 0 = unlimited)')
+    p.add_argument('--timeout', type=float, default=90,
+                   help='seconds before a migration is aborted')
+    p.add_argument('--work-blocks', type=int, default=8192)
+    p.add_argument('--static-blocks', type=int, default=8191)
+    p.add_argument('--json', metavar='PATH', help='write results as JSON')
+    p.add_argument('--html', metavar='PATH', help='write an HTML report')
+
+
+def add_commands(sub):
+    p = sub.add_parser('up', help='start the two lab nodes and storage')
+    _common(p, matrix=False)
+    p.set_defaults(func=cmd_up)
+    p = sub.add_parser('down', help='stop and remove everything of the lab')
+    _common(p, matrix=False)
+    p.set_defaults(func=cmd_down)
+    p = sub.add_parser('status', help='show the lab nodes and storage')
+    _common(p, matrix=False)
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser('matrix', help='run the flag matrix on a lab that '
+                                      'is up')
+    _common(p)
+    p.set_defaults(func=cmd_matrix)
+    p = sub.add_parser('run', help='the main job: up, matrix, report, down')
+    _common(p)
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser('bench', help='time the matrix and the oracle')
+    _common(p)
+    p.add_argument('--rounds', type=int, default=3)
+    p.add_argument('--checker-mib', type=int, default=256)
+    p.add_argument('--checker-only', action='store_true',
+                   help='only the checker-versus-sha256 figure; no lab')
+    p.set_defaults(func=cmd_bench)
+
+
+def finish_args(args):
+    if getattr(args, 'repeat', 1) is None:
+        args.repeat = 5 if args.controls else 1
+    if getattr(args, 'repeat', 1) < 1:
+        raise LabError('--repeat must be at least 1')
+    return args

@@ -1,0 +1,137 @@
+"""One lab instance, laid out the way nova's libvirt driver lays it out.
+
+instances/_base/<sha1 of the image id> is the raw image (the oracle's
+pre-filled disk), instances/<uuid>/disk a qcow2 overlay on it, and the
+domain boots the lab guest's kernel and initramfs with that disk as vda.
+"""
+
+import hashlib
+import os
+import subprocess
+import uuid as uuidlib
+from xml.sax import saxutils
+
+from migration_tempest_plugin.integrity import blocks
+
+GUEST_MEMORY_MIB = 128
+
+
+def base_name(image_id):
+    # nova's image cache names a base file by the sha1 of the image id.
+    return hashlib.sha1(image_id.encode()).hexdigest()
+
+
+class Instance(object):
+    """Files and domain definition of one guest on one storage mode."""
+
+    def __init__(self, lab, storage, guest, layout, cmdline_extra='',
+                 console_dir=None):
+        self.lab = lab
+        self.storage = storage
+        self.guest = guest
+        self.layout = layout
+        self.uuid = str(uuidlib.uuid4())
+        self.name = 'mtp-%s' % self.uuid[:8]
+        self.instances_path = lab.storage_path(storage)
+        self.disk_rel = '%s/disk' % self.uuid
+        self.base_rel = '_base/%s' % base_name(layout.image_id)
+        self.disk = os.path.join(self.instances_path, self.disk_rel)
+        self.base = os.path.join(self.instances_path, self.base_rel)
+        self.console_log = os.path.join(console_dir, '%s.log' % self.name)
+        self.cmdline_extra = cmdline_extra
+
+    # -- files ------------------------------------------------------------
+
+    def nodes_with_own_files(self):
+        """Nodes whose view of the instances path is their own copy."""
+        if self.storage == 'local':
+            return list(self.lab.nodes)
+        return [self.lab.nodes[0]]  # one file, seen by both
+
+    def ensure_base(self, node):
+        """Write the pristine base image where `node` will look for it,
+        once per layout (nova's image cache does the same)."""
+        path = node.host_path(self.storage, self.base_rel)
+        if os.path.exists(path):
+            return
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        layout = blocks.write_base_image(
+            path, self.layout.static_count, self.layout.work_count,
+            self.layout.image_id)
+        assert layout == self.layout
+
+    def create_disk(self, node):
+        """The qcow2 overlay, created inside the node as nova-compute would
+        (for a block migration nova pre-creates it on the destination)."""
+        self.ensure_base(node)
+        node.run(['mkdir', '-p', os.path.dirname(self.disk)])
+        node.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw',
+                  '-b', self.base, self.disk,
+                  str(self.layout.size_bytes)])
+
+    def remove_files(self):
+        for node in self.nodes_with_own_files():
+            node.run(['rm', '-rf', os.path.dirname(self.disk)], check=False)
+        if os.path.exists(self.console_log):
+            os.unlink(self.console_log)
+
+    def flatten(self, node, out_path):
+        """The guest-visible disk content, as one raw file on the host."""
+        node.run(['qemu-img', 'convert', '-U', '-f', 'qcow2', '-O', 'raw',
+                  self.disk, out_path])
+        return out_path
+
+    # -- domain -----------------------------------------------------------
+
+    def domain_xml(self):
+        q = saxutils.escape
+        cmdline = 'console=ttyS0 quiet loglevel=0 panic=-1 ' + \
+            self.cmdline_extra
+        return """<domain type='qemu'>
+  <name>{name}</name>
+  <uuid>{uuid}</uuid>
+  <memory unit='MiB'>{mem}</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{kernel}</kernel>
+    <initrd>{initrd}</initrd>
+    <cmdline>{cmdline}</cmdline>
+  </os>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2' cache='none'/>
+      <source file='{disk}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <serial type='file'>
+      <source path='{console}' append='on'/>
+      <target port='0'/>
+    </serial>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+""".format(name=q(self.name), uuid=self.uuid, mem=GUEST_MEMORY_MIB,
+           kernel=q(self.guest.kernel), initrd=q(self.guest.initrd),
+           cmdline=q(cmdline.strip()), disk=q(self.disk),
+           console=q(self.console_log))
+
+    def console_text(self):
+        try:
+            with open(self.console_log, 'rb') as f:
+                return f.read().decode('ascii', 'replace')
+        except FileNotFoundError:
+            return ''
+
+
+def run_checked(argv, **kwargs):
+    """subprocess.run that raises with the command's own stderr."""
+    result = subprocess.run(argv, capture_output=True, text=True, **kwargs)
+    if result.returncode:
+        raise RuntimeError('%s: %s' % (' '.join(argv[:2]),
+                                       result.stderr.strip()[-400:]))
+    return result

@@ -1,0 +1,399 @@
+"""The lab's flag matrix: which flag sets run on which storage, and one
+case = boot a writing guest, migrate it (the nemesis), read the disk back,
+let the oracle judge.
+"""
+
+import dataclasses
+import os
+import threading
+import time
+
+from migration_tempest_plugin import flags
+from migration_tempest_plugin.integrity import checker
+from migration_tempest_plugin.integrity import history as historylib
+from migration_tempest_plugin.lab import instance as instancelib
+
+NOVA_OPTIONS = {
+    'tunnelled': flags.NovaOptions(live_migration_tunnelled=True),
+    'tls': flags.NovaOptions(live_migration_with_native_tls=True),
+    'post-copy': flags.NovaOptions(live_migration_permit_post_copy=True),
+    'auto-converge': flags.NovaOptions(
+        live_migration_permit_auto_converge=True),
+    'parallel': flags.NovaOptions(live_migration_parallel_connections=4),
+}
+PARALLEL_CONNECTIONS = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class FlagSet:
+    name: str
+    flags: int
+    paused: bool = False      # suspend the guest before migrating
+    note: str = ''
+
+
+def _nova(block, option=None, paused=False):
+    options = NOVA_OPTIONS[option] if option else flags.NovaOptions()
+    name = 'nova-%s%s%s' % ('block' if block else 'live',
+                            '+' + option if option else '',
+                            '+paused' if paused else '')
+    return FlagSet(name, flags.nova_flags(options, block_migration=block,
+                                          paused=paused), paused=paused,
+                   note="nova 34's own set")
+
+
+def _raw(name, text, note):
+    return FlagSet(name, flags.parse(text), note=note)
+
+
+def flag_sets():
+    """Every flag set of the matrix, nova's first."""
+    sets = [_nova(False), _nova(True)]
+    for option in NOVA_OPTIONS:
+        sets += [_nova(False, option), _nova(True, option)]
+    sets += [
+        _nova(False, paused=True), _nova(True, paused=True),
+        _raw('raw-non-shared-disk',
+             'LIVE|PEER2PEER|UNDEFINE_SOURCE|PERSIST_DEST|NON_SHARED_DISK',
+             'full-chain copy; nova never uses it'),
+        _raw('raw-compressed',
+             'LIVE|PEER2PEER|UNDEFINE_SOURCE|PERSIST_DEST|COMPRESSED',
+             'xbzrle RAM compression'),
+        _raw('raw-unsafe',
+             'LIVE|PEER2PEER|UNDEFINE_SOURCE|PERSIST_DEST|UNSAFE',
+             "skips libvirt's shared-storage check"),
+        _raw('raw-inc-unsafe',
+             'LIVE|PEER2PEER|UNDEFINE_SOURCE|PERSIST_DEST|NON_SHARED_INC'
+             '|UNSAFE', "the seed's block set, with the check skipped"),
+    ]
+    return sets
+
+
+STORAGE_MODES = ('local', 'shared', 'shared-nolock')
+
+
+@dataclasses.dataclass
+class Case:
+    storage: str
+    flag_set: FlagSet
+    control: str = ''   # 'loss' or 'intact' when this case is a control
+
+    @property
+    def id(self):
+        return '%s/%s' % (self.storage, self.flag_set.name)
+
+    @property
+    def flags(self):
+        return self.flag_set.flags
+
+    def expectation(self):
+        return flags.expect(self.flags, self.storage)
+
+
+def all_cases(storages=STORAGE_MODES, only=None):
+    cases = []
+    for storage in storages:
+        for flag_set in flag_sets():
+            case = Case(storage, flag_set)
+            if only and not any(word in case.id for word in only):
+                continue
+            cases.append(case)
+    return cases
+
+
+def control_cases():
+    """The project's proof that the oracle sees what it must see: the seed's
+    data loss on storage without cross-host locks, and nova's own sets
+    intact on the storage they are meant for."""
+    by_name = {fs.name: fs for fs in flag_sets()}
+    return [
+        Case('shared-nolock', by_name['nova-block'], control='loss'),
+        Case('shared-nolock', by_name['raw-non-shared-disk'],
+             control='loss'),
+        Case('local', by_name['nova-block'], control='intact'),
+        Case('shared', by_name['nova-live'], control='intact'),
+    ]
+
+
+# -- outcome ----------------------------------------------------------------
+
+@dataclasses.dataclass
+class Result:
+    storage: str
+    flag_set: str
+    flags: list
+    verdict: str            # INTACT | DATA-LOSS | REFUSED | ERROR
+    expected: str
+    expected_outcome: str
+    agrees: bool
+    message: str = ''
+    control: str = ''
+    lost_writes: int = 0
+    corrupt_blocks: int = 0
+    misplaced_blocks: int = 0
+    stale_blocks: int = 0
+    acked_writes: int = 0
+    writes_during_migration: int = 0
+    first_offsets: list = dataclasses.field(default_factory=list)
+    migrated: bool = False
+    duration_s: float = 0.0
+    migration_s: float = 0.0
+    verify_s: float = 0.0
+    downtime_ms: int = 0
+    memory_bytes_transferred: int = 0
+    disk_bytes_copied: int = 0
+    finding: str = ''
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def agreement(outcome, verdict):
+    """Does an observed verdict match the expected outcome?"""
+    pairs = {
+        flags.Outcome.INTACT: ('INTACT',),
+        flags.Outcome.REFUSED_BY_LIBVIRT: ('REFUSED',),
+        flags.Outcome.REFUSED_BY_NOVA: ('REFUSED',),
+        flags.Outcome.DATA_AT_RISK: ('DATA-LOSS',),
+    }
+    return verdict in pairs[outcome]
+
+
+def finding_text(expectation, verdict, message):
+    if agreement(expectation.outcome, verdict):
+        return ''
+    if expectation.outcome is flags.Outcome.DATA_AT_RISK and \
+            verdict == 'INTACT':
+        return 'data at risk, but no write was lost in this run'
+    return 'expected %s, observed %s%s' % (
+        expectation.outcome.value, verdict,
+        (': ' + message) if message else '')
+
+
+# -- running one case -------------------------------------------------------
+
+class CaseError(Exception):
+    """The harness could not run the case (not a verdict on the stack)."""
+
+
+@dataclasses.dataclass
+class Settings:
+    bandwidth_mib: int = 0        # migration bandwidth, 0 = unlimited
+    migration_timeout_s: float = 90.0
+    boot_timeout_s: float = 60.0
+    acks_before: int = 30         # acknowledged writes before the nemesis
+    acks_after: int = 20          # and after it, wherever the guest runs
+    post_copy_after_s: float = 1.0
+
+
+class CaseRunner(object):
+    """Runs cases on a Lab that is up."""
+
+    def __init__(self, lab, guest, layout, work_dir, settings=None,
+                 progress=print):
+        import libvirt  # the lab needs it; the flag model does not
+        self.libvirt = libvirt
+        self.lab = lab
+        self.guest = guest
+        self.layout = layout
+        self.work_dir = work_dir
+        self.settings = settings or Settings()
+        self.progress = progress
+        self.consoles = os.path.join(work_dir, 'consoles')
+        os.makedirs(self.consoles, exist_ok=True)
+        self.src, self.dst = lab.nodes[0], lab.nodes[1]
+
+    def _connect(self, node):
+        return self.libvirt.open(node.uri)
+
+    def run(self, case):
+        started = time.monotonic()
+        expectation = case.expectation()
+        inst = instancelib.Instance(self.lab, case.storage, self.guest,
+                                    self.layout, console_dir=self.consoles)
+        src_conn = self._connect(self.src)
+        dst_conn = self._connect(self.dst)
+        outcome = {}
+        try:
+            inst.create_disk(self.src)
+            dom = src_conn.createXML(inst.domain_xml(), 0)
+            self._wait_acks(inst, self.settings.acks_before,
+                            self.settings.boot_timeout_s, 'boot')
+            acks_at_start = self._ack_count(inst)
+            if case.flag_set.paused:
+                dom.suspend()
+            outcome = self._migrate(case, inst, dom, dst_conn)
+            acks_at_end = self._ack_count(inst)
+            here = dst_conn if outcome['migrated'] else src_conn
+            dom = here.lookupByUUIDString(inst.uuid)
+            if case.flag_set.paused:
+                dom.resume()
+            # The guest must go on writing where it now runs.
+            self._wait_acks(inst, acks_at_end + self.settings.acks_after,
+                            30, 'writing after the migration')
+            dom.destroy()
+            node = self.dst if (outcome['migrated']
+                                and case.storage == 'local') else self.src
+            verify_started = time.monotonic()
+            raw = inst.flatten(node, os.path.join(self.work_dir,
+                                                  inst.name + '.raw'))
+            try:
+                with open(raw, 'rb') as f:
+                    image = f.read()
+            finally:
+                os.unlink(raw)
+            history = historylib.parse(inst.console_text())
+            report = checker.check(history, image)
+            verify_s = time.monotonic() - verify_started
+        except CaseError as exc:
+            return self._result(case, expectation, 'ERROR', str(exc),
+                                started, outcome)
+        finally:
+            self._destroy_everywhere(inst, (src_conn, dst_conn))
+            inst.remove_files()
+            src_conn.close()
+            dst_conn.close()
+        if report.verdict == 'INTACT' and not outcome['migrated']:
+            verdict, message = 'REFUSED', outcome['error']
+        else:
+            verdict, message = report.verdict, report.message
+            if outcome.get('error') and report.verdict != 'INTACT':
+                message += '; migration: ' + outcome['error']
+        result = self._result(case, expectation, verdict, message, started,
+                              outcome)
+        result.lost_writes = report.lost_writes
+        result.corrupt_blocks = report.corrupt_blocks
+        result.misplaced_blocks = report.misplaced_blocks
+        result.stale_blocks = report.stale_blocks
+        result.acked_writes = report.acked_writes
+        result.first_offsets = list(report.first_offsets)[:10]
+        result.writes_during_migration = acks_at_end - acks_at_start
+        result.verify_s = round(verify_s, 3)
+        return result
+
+    def error_result(self, case, exc):
+        """A case the harness could not run to its end."""
+        return self._result(case, case.expectation(), 'ERROR',
+                            '%s: %s' % (type(exc).__name__, exc),
+                            time.monotonic(), {})
+
+    def _result(self, case, expectation, verdict, message, started, outcome):
+        return Result(
+            storage=case.storage, flag_set=case.flag_set.name,
+            flags=flags.names(case.flags), verdict=verdict,
+            expected=str(expectation),
+            expected_outcome=expectation.outcome.value,
+            agrees=agreement(expectation.outcome, verdict),
+            message=message, control=case.control,
+            migrated=outcome.get('migrated', False),
+            duration_s=round(time.monotonic() - started, 2),
+            migration_s=round(outcome.get('seconds', 0.0), 2),
+            downtime_ms=outcome.get('downtime_ms', 0),
+            memory_bytes_transferred=outcome.get('memory_bytes', 0),
+            disk_bytes_copied=outcome.get('disk_bytes', 0),
+            finding=finding_text(expectation, verdict, message))
+
+    # -- the nemesis ------------------------------------------------------
+
+    def _migrate(self, case, inst, dom, dst_conn):
+        lv = self.libvirt
+        value = case.flags
+        copies = flags.has(value, 'NON_SHARED_DISK') or flags.has(
+            value, 'NON_SHARED_INC')
+        if copies and case.storage == 'local':
+            inst.create_disk(self.dst)   # nova pre-creates it, too
+        params = {}
+        if self.settings.bandwidth_mib:
+            params[lv.VIR_MIGRATE_PARAM_BANDWIDTH] = \
+                self.settings.bandwidth_mib
+        if not flags.has(value, 'TUNNELLED'):
+            params[lv.VIR_MIGRATE_PARAM_URI] = 'tcp://%s' % self.dst.address
+            if copies:
+                params[lv.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = ['vda']
+        if flags.has(value, 'PARALLEL'):
+            params[lv.VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS] = \
+                PARALLEL_CONNECTIONS
+        outcome = {'migrated': False, 'error': ''}
+        done = threading.Event()
+        if flags.has(value, 'POSTCOPY'):
+            threading.Thread(target=self._switch_to_post_copy,
+                             args=(dom, done), daemon=True).start()
+        watchdog = threading.Timer(self.settings.migration_timeout_s,
+                                   self._abort, args=(dom, outcome))
+        watchdog.start()
+        started = time.monotonic()
+        try:
+            dom.migrateToURI3(self.dst.uri, params, value)
+            outcome['migrated'] = True
+        except lv.libvirtError as exc:
+            outcome['error'] = outcome.get('timeout') or \
+                exc.get_error_message()
+        finally:
+            done.set()
+            watchdog.cancel()
+            outcome['seconds'] = time.monotonic() - started
+        if outcome['migrated']:
+            self._read_stats(dst_conn, inst, outcome)
+        return outcome
+
+    def _switch_to_post_copy(self, dom, done):
+        # Post-copy can start only once RAM migration runs; keep asking.
+        if done.wait(self.settings.post_copy_after_s):
+            return
+        while not done.is_set():
+            try:
+                dom.migrateStartPostCopy(0)
+                return
+            except self.libvirt.libvirtError:
+                done.wait(0.2)
+
+    def _abort(self, dom, outcome):
+        outcome['timeout'] = 'did not finish in %ds; aborted' % \
+            self.settings.migration_timeout_s
+        try:
+            dom.abortJob()
+        except self.libvirt.libvirtError:
+            pass
+
+    def _read_stats(self, dst_conn, inst, outcome):
+        try:
+            dom = dst_conn.lookupByUUIDString(inst.uuid)
+            stats = dom.jobStats(self.libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+        except self.libvirt.libvirtError:
+            return
+        outcome['downtime_ms'] = int(stats.get('downtime', 0))
+        outcome['memory_bytes'] = int(stats.get('memory_processed', 0))
+        outcome['disk_bytes'] = int(stats.get('disk_processed', 0))
+
+    # -- the guest's console ------------------------------------------------
+
+    def _ack_count(self, inst):
+        return inst.console_text().count('MTP ACK ')
+
+    def _wait_acks(self, inst, count, timeout, what):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = inst.console_text()
+            if 'MTP FATAL' in text:
+                line = text[text.index('MTP FATAL'):].splitlines()[0]
+                raise CaseError('guest workload failed: %s' % line)
+            if text.count('MTP ACK ') >= count:
+                return
+            time.sleep(0.1)
+        raise CaseError('guest wrote %d of %d acknowledged blocks within '
+                        '%ds (%s)' % (inst.console_text().count('MTP ACK '),
+                                      count, timeout, what))
+
+    def _destroy_everywhere(self, inst, conns):
+        for conn in conns:
+            try:
+                dom = conn.lookupByUUIDString(inst.uuid)
+            except self.libvirt.libvirtError:
+                continue
+            try:
+                if dom.isActive():
+                    dom.destroy()
+                if dom.isPersistent():
+                    dom.undefine()
+            except self.libvirt.libvirtError:
+                pass
