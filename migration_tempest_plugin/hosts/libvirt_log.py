@@ -1,0 +1,53 @@
+"""Read the flags nova really handed libvirt out of a libvirtd debug log.
+
+libvirtd logs each public API call at debug level when its log filters
+include the public API (for example log_filters="1:libvirt 1:qemu"):
+
+  <time>: <tid>: debug : virDomainMigrateToURI3:<line> : dom=0x..., (VM:
+  name=instance-00000001, uuid=<uuid>), dconnuri=qemu+tcp://host/system,
+  params=0x..., nparams=3, flags=0x8b
+
+followed by one line per typed parameter, "params[\"migrate_disks\"]=..."
+in recent releases. Pure: the caller fetches the text.
+"""
+
+import dataclasses
+import re
+
+from migration_tempest_plugin import flags
+
+_CALL = re.compile(
+    r'(?P<api>virDomainMigrate(?:ToURI)?\d?):\d+ : .*'
+    r'uuid=(?P<uuid>[0-9a-f-]{36})\).*'
+    r'flags=(?P<flags>0x[0-9a-f]+|\d+)')
+_URI = re.compile(r'(?:dconnuri|duri)=([^,\s]+)')
+
+
+@dataclasses.dataclass(frozen=True)
+class MigrateCall:
+    api: str
+    uuid: str
+    dest_uri: str
+    flags: int
+    line: int
+
+    @property
+    def names(self):
+        return flags.names(self.flags)
+
+
+def migrate_calls(text, uuid=None):
+    """Every migrate API call in the log, oldest first; only `uuid`'s when
+    given."""
+    calls = []
+    for number, line in enumerate(text.splitlines(), 1):
+        match = _CALL.search(line)
+        if not match:
+            continue
+        if uuid and match.group('uuid') != uuid:
+            continue
+        uri = _URI.search(line)
+        calls.append(MigrateCall(match.group('api'), match.group('uuid'),
+                                 uri.group(1) if uri else '',
+                                 int(match.group('flags'), 0), number))
+    return calls

@@ -1,0 +1,36 @@
+import os
+
+import testtools
+
+from migration_tempest_plugin.hosts import libvirt_log
+
+UUID = '0b5e2b8e-8f4b-4d6e-9c1e-2a7a3e1f9c11'
+OTHER = '11111111-2222-3333-4444-555555555555'
+
+# Shaped like libvirtd 9.0's debug log of the public API.
+with open(os.path.join(os.path.dirname(__file__), 'fixtures',
+                       'libvirtd-migrate.log')) as f:
+    LOG = f.read()
+
+
+class TestMigrateCalls(testtools.TestCase):
+
+    def test_finds_the_instance_call_and_its_flags(self):
+        calls = libvirt_log.migrate_calls(LOG, UUID)
+        self.assertEqual(1, len(calls))
+        call = calls[0]
+        self.assertEqual('virDomainMigrateToURI3', call.api)
+        self.assertEqual('qemu+tcp://compute2/system', call.dest_uri)
+        self.assertEqual(['LIVE', 'PEER2PEER', 'PERSIST_DEST',
+                          'UNDEFINE_SOURCE', 'NON_SHARED_INC'], call.names)
+        self.assertEqual(4, call.line)
+
+    def test_all_calls_in_order(self):
+        calls = libvirt_log.migrate_calls(LOG)
+        self.assertEqual([OTHER, UUID], [c.uuid for c in calls])
+        self.assertEqual([0x1b, 0x9b], [c.flags for c in calls])
+
+    def test_no_call(self):
+        self.assertEqual(
+            [], libvirt_log.migrate_calls(LOG, 'f' * 8 + UUID[8:]))
+        self.assertEqual([], libvirt_log.migrate_calls(''))
