@@ -1,0 +1,407 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The checker on hand-made faults, each detected and located."""
+
+import json
+
+import testtools
+
+from migration_tempest_plugin.integrity import blocks
+from migration_tempest_plugin.integrity import checker
+from migration_tempest_plugin.integrity import history
+
+IMG = 'a1b2c3d4'
+RUN = '7e57c0de'
+LAYOUT = blocks.make_layout(63, 64, IMG)   # 128 blocks, work = 64..127
+BS = blocks.BLOCK_SIZE
+WRITES = 100                               # 1.5 generations of the work area
+
+
+def base():
+    return bytearray().join(blocks.iter_base_image(LAYOUT))
+
+
+def put(data, idx, block):
+    data[idx * BS:(idx + 1) * BS] = block
+
+
+def get(data, idx):
+    return bytes(data[idx * BS:(idx + 1) * BS])
+
+
+def disk(writes=WRITES, run=RUN):
+    """The image after *writes* writes, replayed one by one."""
+    data = base()
+    for seq in range(writes):
+        idx = LAYOUT.seq_block(seq)
+        put(data, idx, blocks.make_block(run, idx, LAYOUT.seq_gen(seq)))
+    return data
+
+
+def hist(writes=WRITES, **kw):
+    return history.parse(history.render(LAYOUT, RUN, writes, **kw))
+
+
+def check(h, data):
+    res = checker.check(h, bytes(data))
+    # every result must serialise
+    json.dumps(res.to_dict())
+    return res
+
+
+class TestClean(testtools.TestCase):
+
+    def test_intact(self):
+        res = check(hist(), disk())
+        self.assertEqual('INTACT', res.verdict, res.message)
+        self.assertEqual(128, res.checked_blocks)
+        self.assertEqual(128, res.intact_blocks)
+        self.assertEqual(100, res.acked_writes)
+        self.assertEqual(0, res.lost_writes)
+        self.assertEqual([], res.first_offsets)
+        self.assertEqual({'seq': 100, 'block': LAYOUT.seq_block(100),
+                          'gen': 2, 'state': 'old'}, res.inflight)
+        self.assertTrue(res.message.startswith('INTACT: '))
+
+    def test_intact_after_done(self):
+        res = check(hist(done=True), disk())
+        self.assertEqual('INTACT', res.verdict, res.message)
+        self.assertIsNone(res.inflight)
+
+    def test_pristine_image_without_history(self):
+        res = check(None, base())
+        self.assertEqual('INTACT', res.verdict, res.message)
+        self.assertEqual(0, res.acked_writes)
+
+    def test_run_without_acks(self):
+        res = check(hist(0), base())
+        self.assertEqual('INTACT', res.verdict, res.message)
+        self.assertEqual(LAYOUT.seq_block(0), res.inflight['block'])
+
+    def test_console_text_accepted(self):
+        res = checker.check(history.render(LAYOUT, RUN, WRITES),
+                            bytes(disk()))
+        self.assertEqual('INTACT', res.verdict, res.message)
+
+    def test_memoryview_and_trailing_bytes(self):
+        data = disk() + b'\0' * 8192
+        res = checker.check(hist(), memoryview(data))
+        self.assertEqual('INTACT', res.verdict, res.message)
+        self.assertEqual(8192, res.trailing_bytes)
+
+
+class TestFaults(testtools.TestCase):
+
+    def test_lost_write(self):
+        data = disk()
+        seq = 70                       # overwrote gen 1 of its block
+        idx = LAYOUT.seq_block(seq)
+        put(data, idx, blocks.make_block(RUN, idx, 1))
+        res = check(hist(), data)
+        self.assertEqual('DATA-LOSS', res.verdict)
+        self.assertEqual(1, res.stale_blocks)
+        self.assertEqual(1, res.lost_writes)
+        self.assertEqual([seq], res.lost_seqs)
+        self.assertEqual([(idx * BS, 'stale')], res.first_offsets)
+        f = res.findings[0]
+        self.assertEqual(idx, f.block)
+        self.assertIn('gen 1, last acknowledged gen 2 (seq 70)', f.detail)
+        self.assertIn('stale block %d' % idx, res.message)
+
+    def test_lost_first_generation_write(self):
+        data = disk()
+        seq = 80                       # the only write to its block
+        idx = LAYOUT.seq_block(seq)
+        put(data, idx, blocks.make_block(IMG, idx, 0))
+        res = check(hist(), data)
+        self.assertEqual('DATA-LOSS', res.verdict)
+        self.assertEqual([seq], res.lost_seqs)
+        self.assertEqual('stale', res.findings[0].kind)
+
+    def test_torn_block(self):
+        data = disk()
+        idx = LAYOUT.seq_block(70)
+        new = blocks.make_block(RUN, idx, 2)
+        old = blocks.make_block(RUN, idx, 1)
+        put(data, idx, new[:2048] + old[2048:])
+        res = check(hist(), data)
+        self.assertEqual('DATA-LOSS', res.verdict)
+        self.assertEqual(1, res.corrupt_blocks)
+        self.assertEqual([70], res.lost_seqs)
+        f = res.findings[0]
+        self.assertEqual((idx * BS, 'corrupt'), (f.offset, f.kind))
+        self.assertIn('torn', f.detail)
+        # the first byte that differs is the last digit of gen in sector 4
+        self.assertEqual(idx * BS + 2048 + 30, f.first_byte)
+
+    def test_misplaced_block(self):
+        data = disk()
+        src, dst = LAYOUT.seq_block(90), LAYOUT.seq_block(91)
+        put(data, dst, get(data, src))
+        res = check(hist(), data)
+        self.assertEqual('DATA-LOSS', res.verdict)
+        self.assertEqual(1, res.misplaced_blocks)
+        self.assertEqual([91], res.lost_seqs)
+        f = res.findings[0]
+        self.assertEqual((dst * BS, 'misplaced'), (f.offset, f.kind))
+        self.assertIn('holds block %d' % src, f.detail)
+
+    def test_foreign_run(self):
+        data = disk()
+        idx = LAYOUT.seq_block(50)
+        put(data, idx, blocks.make_block('0ddba11a', idx, 1))
+        res = check(hist(), data)
+        self.assertEqual('DATA-LOSS', res.verdict)
+        self.assertEqual(1, res.misplaced_blocks)
+        self.assertIn('foreign block: run 0ddba11a', res.findings[0].detail)
+
+    def test_flipped_byte_in_work_region(self):
+        data = disk()
+        idx = LAYOUT.seq_block(10)
+        pos = idx * BS + 777
+        data[pos] ^= 0x01
+        res = check(hist(), data)
+        self.assertEqual('DATA-LOSS', res.verdict)
+        self.assertEqual(1, res.corrupt_blocks)
+        self.assertEqual(1, res.lost_writes)
+        self.assertEqual(pos, res.findings[0].first_byte)
+        self.assertEqual([(idx * BS, 'corrupt')], res.first_offsets)
+
+    def test_flipped_byte_in_static_region(self):
+        data = disk()
+        pos = 33 * BS + 4095
+        data[pos] ^= 0x80
+        res = check(hist(), data)
+        self.assertEqual('DATA-LOSS', res.verdict)
+        self.assertEqual(1, res.corrupt_blocks)
+        self.assertEqual(0, res.lost_writes)     # no acked write there
+        f = res.findings[0]
+        self.assertEqual((33, pos), (f.block, f.first_byte))
+        self.assertIn('static block', f.detail)
+
+    def test_consistent_garbage_in_static_region(self):
+        data = disk()
+        put(data, 5, b'\0' * BS)
+        put(data, 6, blocks.make_block(IMG, 6, 3))
+        res = check(hist(), data)
+        self.assertEqual(['corrupt', 'misplaced'],
+                         [f.kind for f in res.findings])
+        self.assertIn('zeroed', res.findings[0].detail)
+        self.assertIn('foreign', res.findings[1].detail)
+
+    def test_many_faults_first_offsets_sorted_and_capped(self):
+        data = disk()
+        for idx in range(100, 128):
+            data[idx * BS] ^= 0xff
+        data[2 * BS + 5] ^= 0xff
+        res = check(hist(), data)
+        self.assertEqual(29, res.corrupt_blocks)
+        self.assertEqual(10, len(res.first_offsets))
+        self.assertEqual(2 * BS, res.first_offsets[0][0])
+        self.assertEqual([i * BS for i in range(100, 109)],
+                         [o for o, _ in res.first_offsets[1:]])
+        self.assertEqual(10, len(res.to_dict()['first_offsets']))
+
+    def test_damaged_label(self):
+        data = disk()
+        data[130] ^= 0x01
+        res = check(hist(), data)
+        self.assertEqual('DATA-LOSS', res.verdict)
+        self.assertEqual([(0, 'corrupt')], res.first_offsets)
+        self.assertEqual(130, res.findings[0].first_byte)
+        self.assertIn('label damaged', res.findings[0].detail)
+
+    def test_wiped_label_uses_run_line(self):
+        data = disk()
+        put(data, 0, b'\0' * BS)
+        res = check(hist(), data)
+        self.assertEqual('DATA-LOSS', res.verdict)
+        self.assertEqual(1, res.corrupt_blocks)
+        self.assertIn('label unreadable', res.findings[0].detail)
+        # without a history the layout is unknown
+        res = check(None, data)
+        self.assertEqual('ERROR', res.verdict)
+        self.assertIn('no disk label', res.message)
+
+    def test_blank_disk(self):
+        res = check(hist(), bytes(LAYOUT.size_bytes))
+        self.assertEqual('DATA-LOSS', res.verdict)
+        self.assertEqual(128, res.corrupt_blocks)
+        self.assertEqual(64, res.lost_writes)
+
+    def test_short_image(self):
+        data = disk()[:120 * BS + 100]
+        res = check(hist(), data)
+        self.assertEqual('DATA-LOSS', res.verdict)
+        self.assertEqual(8, res.corrupt_blocks)
+        self.assertEqual((120 * BS, 'corrupt'), res.first_offsets[0])
+        self.assertEqual(120 * BS + 100, res.findings[0].first_byte)
+        self.assertIn('missing', res.findings[0].detail)
+
+    def test_wrong_disk(self):
+        other = blocks.make_layout(63, 64, '99999999')
+        data = bytearray().join(blocks.iter_base_image(other))
+        res = check(hist(), data)
+        self.assertEqual('ERROR', res.verdict)
+        self.assertIn('wrong disk', res.message)
+
+
+class TestInFlight(testtools.TestCase):
+    """The write after the last ACK may be old, new or a sector mix."""
+
+    def setUp(self):
+        super().setUp()
+        self.idx = LAYOUT.seq_block(WRITES)
+        self.old = blocks.make_block(RUN, self.idx, 1)
+        self.new = blocks.make_block(RUN, self.idx, 2)
+
+    def test_old(self):
+        res = check(hist(), disk())
+        self.assertEqual('INTACT', res.verdict, res.message)
+        self.assertEqual('old', res.inflight['state'])
+
+    def test_new(self):
+        data = disk()
+        put(data, self.idx, self.new)
+        res = check(hist(), data)
+        self.assertEqual('INTACT', res.verdict, res.message)
+        self.assertEqual('new', res.inflight['state'])
+        self.assertEqual(self.idx, res.inflight['block'])
+
+    def test_mixed(self):
+        data = disk()
+        put(data, self.idx, self.new[:1536] + self.old[1536:3584] +
+            self.new[3584:])
+        res = check(hist(), data)
+        self.assertEqual('INTACT', res.verdict, res.message)
+        self.assertEqual('mixed', res.inflight['state'])
+
+    def test_mix_inside_a_sector_is_corrupt(self):
+        data = disk()
+        # cut inside the gen field of the record at bytes 960..1023
+        put(data, self.idx, self.new[:988] + self.old[988:])
+        res = check(hist(), data)
+        self.assertEqual('DATA-LOSS', res.verdict)
+        self.assertEqual('damaged', res.inflight['state'])
+        self.assertEqual([(self.idx * BS, 'corrupt')], res.first_offsets)
+        # its old content (gen 1) had been acknowledged: that write is lost
+        self.assertEqual([WRITES - 64], res.lost_seqs)
+
+    def test_new_content_not_allowed_after_done(self):
+        data = disk()
+        put(data, self.idx, self.new)
+        res = check(hist(done=True), data)
+        self.assertEqual('ERROR', res.verdict)
+        self.assertEqual(1, res.ahead_blocks)
+        self.assertEqual([(self.idx * BS, 'ahead')], res.first_offsets)
+
+    def test_only_the_next_write_is_in_flight(self):
+        data = disk(WRITES + 2)
+        res = check(hist(), data)
+        self.assertEqual('ERROR', res.verdict)
+        self.assertEqual(1, res.ahead_blocks)
+        self.assertEqual(LAYOUT.seq_block(WRITES + 1),
+                         res.findings[0].block)
+        self.assertEqual('new', res.inflight['state'])
+
+
+class TestHistoryProblems(testtools.TestCase):
+
+    def test_truncated_history(self):
+        # the console lost its tail after seq 50; the disk has 100 writes
+        res = check(hist(51), disk())
+        self.assertEqual('ERROR', res.verdict)
+        # seq 51 is the in-flight write; 52..63 wrote gen 1 where gen 0 was
+        # expected; 64..99 wrote gen 2 over the blocks of seq 0..35.
+        self.assertEqual(12 + 36, res.ahead_blocks)
+        self.assertEqual(0, res.lost_writes)
+        self.assertEqual('new', res.inflight['state'])
+        self.assertIn('history incomplete', res.message)
+        self.assertEqual(
+            sorted(LAYOUT.seq_block(s) * BS for s in
+                   list(range(52, 64)) + list(range(0, 36)))[:10],
+            [o for o, _ in res.first_offsets])
+
+    def test_truncated_record_in_history(self):
+        text = history.render(LAYOUT, RUN, WRITES).splitlines(True)
+        text[40] = text[40][:16] + '\n'
+        h = history.parse(''.join(text))
+        res = check(h, disk())
+        self.assertEqual('ERROR', res.verdict)
+        self.assertEqual(['malformed', 'gap'],
+                         [p.kind for p in res.history_problems])
+        self.assertEqual(41, res.history_problems[0].line)
+        self.assertIn('console 0 line 41', res.message)
+
+    def test_partial_last_line_is_fine(self):
+        text = history.render(LAYOUT, RUN, WRITES) + 'MTP ACK 100 8'
+        res = check(history.parse(text), disk())
+        self.assertEqual('INTACT', res.verdict, res.message)
+
+    def test_seq_gap(self):
+        text = history.render(LAYOUT, RUN, WRITES).splitlines(True)
+        del text[2 + 30]
+        res = check(history.parse(''.join(text)), disk())
+        self.assertEqual('ERROR', res.verdict)
+        self.assertEqual(0, res.lost_writes)
+        p = res.history_problems[0]
+        self.assertEqual(('gap', 33), (p.kind, p.line))  # ack of seq 31
+        self.assertIn('seq 30..30 missing', res.message)
+
+    def test_gap_does_not_hide_data_loss(self):
+        text = history.render(LAYOUT, RUN, WRITES).splitlines(True)
+        del text[2 + 30]
+        data = disk()
+        idx = LAYOUT.seq_block(75)
+        put(data, idx, blocks.make_block(RUN, idx, 1))
+        res = check(history.parse(''.join(text)), data)
+        self.assertEqual('DATA-LOSS', res.verdict)
+        self.assertEqual([75], res.lost_seqs)
+        self.assertIn('history: 1 problems', res.message)
+
+    def test_second_run_is_error(self):
+        text = (history.render(LAYOUT, RUN, 10) +
+                history.render(LAYOUT, '0ddba11a', 3, noise=False))
+        res = check(history.parse(text), disk(10))
+        self.assertEqual('ERROR', res.verdict)
+        self.assertIn('second-run', res.message)
+
+    def test_no_run_is_error(self):
+        res = check(history.parse('nothing here\n'), disk())
+        self.assertEqual('ERROR', res.verdict)
+        self.assertIn('no-run', res.message)
+
+    def test_write_errors_reported(self):
+        text = history.render(LAYOUT, RUN, WRITES) + (
+            'MTP ERR 100 %d 2 rc=1\n' % LAYOUT.seq_block(100))
+        res = check(history.parse(text), disk())
+        self.assertEqual('INTACT', res.verdict)
+        self.assertEqual(1, res.write_errors)
+        self.assertIn('guest saw 1 write errors', res.message)
+
+
+class TestBenchmark(testtools.TestCase):
+
+    def test_synthetic_is_intact(self):
+        h, image = checker.synthetic(1)
+        res = checker.check(h, bytes(image))
+        self.assertEqual('INTACT', res.verdict, res.message)
+        self.assertEqual(256, res.checked_blocks)
+
+    def test_benchmark_returns_rates(self):
+        c, s = checker.benchmark(1, rounds=1)
+        self.assertGreater(c, 0)
+        self.assertGreater(s, 0)
+
+    def test_cli(self):
+        self.assertEqual(0, checker.main(['--bench', '1']))

@@ -1,0 +1,199 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+import testtools
+
+from migration_tempest_plugin.integrity import blocks
+from migration_tempest_plugin.integrity import history
+
+RUN = '7e57c0de'
+LAYOUT = blocks.make_layout(63, 64, 'a1b2c3d4')
+
+
+def console(count, **kw):
+    return history.render(LAYOUT, RUN, count, **kw)
+
+
+def kinds(problems):
+    return [p.kind for p in problems]
+
+
+class TestParse(testtools.TestCase):
+
+    def test_clean(self):
+        h = history.parse(console(100, done=True))
+        self.assertEqual(RUN, h.run)
+        self.assertEqual(LAYOUT, h.layout)
+        self.assertEqual(list(range(100)), [a.seq for a in h.acks])
+        self.assertEqual(99, h.last_seq)
+        self.assertEqual(100, h.acked_writes)
+        self.assertEqual(100, h.done)
+        self.assertTrue(h.ok)
+        self.assertEqual([], h.warnings)
+        a = h.acks[65]
+        self.assertEqual((LAYOUT.seq_block(65), 2), (a.idx, a.gen))
+        # line 1 is kernel noise, line 2 the RUN line
+        self.assertEqual((0, 68), (a.source, a.line))
+
+    def test_empty_history(self):
+        h = history.parse(console(0))
+        self.assertEqual(-1, h.last_seq)
+        self.assertTrue(h.ok)
+
+    def test_bytes_and_noise_before_record(self):
+        text = console(3).replace('MTP ACK 1 ',
+                                  '[    4.2] random: crng init MTP ACK 1 ')
+        h = history.parse(text.encode())
+        self.assertEqual([0, 1, 2], [a.seq for a in h.acks])
+        self.assertTrue(h.ok)
+
+    def test_split_over_two_consoles_mid_line(self):
+        text = console(10)
+        cut = text.index('MTP ACK 6 ') + 9
+        h = history.parse([text[:cut], text[cut:]])
+        self.assertEqual(list(range(10)), [a.seq for a in h.acks])
+        self.assertTrue(h.ok)
+        # the straddling line is located where it starts
+        self.assertEqual((0, 9), (h.acks[6].source, h.acks[6].line))
+        self.assertEqual((1, 2), (h.acks[7].source, h.acks[7].line))
+
+    def test_concatenated_consoles_with_identical_overlap(self):
+        text = console(10)
+        lines = text.splitlines(True)
+        h = history.parse([''.join(lines[:8]), ''.join(lines[5:])])
+        self.assertEqual(list(range(10)), [a.seq for a in h.acks])
+        self.assertTrue(h.ok, h.problems)
+        self.assertEqual(['duplicate'] * 3, kinds(h.warnings))
+
+    def test_gap_located(self):
+        lines = console(20).splitlines(True)
+        del lines[2 + 7:2 + 9]          # acks for seq 7 and 8
+        h = history.parse(''.join(lines))
+        self.assertEqual(['gap'], kinds(h.problems))
+        p = h.problems[0]
+        self.assertEqual(10, p.line)    # the ack of seq 9 is now line 10
+        self.assertIn('seq 7..8 missing', p.detail)
+        self.assertIn('MTP ACK 9 ', p.text)
+        self.assertEqual(19, h.last_seq)
+
+    def test_first_ack_missing_is_a_gap(self):
+        lines = console(5).splitlines(True)
+        del lines[2]
+        h = history.parse(''.join(lines))
+        self.assertEqual(['gap'], kinds(h.problems))
+        self.assertIn('seq 0..0 missing', h.problems[0].detail)
+
+    def test_malformed_record_located(self):
+        lines = console(10).splitlines(True)
+        lines[6] = lines[6][:14] + '\r\n'   # truncated mid-record
+        h = history.parse(''.join(lines))
+        self.assertEqual(['malformed', 'gap'], kinds(h.problems))
+        self.assertEqual(7, h.problems[0].line)
+        self.assertEqual(8, h.problems[1].line)
+
+    def test_bad_sum(self):
+        lines = console(10).splitlines(True)
+        lines[5] = lines[5].replace('MTP ACK 3 ', 'MTP ACK 5 ')
+        h = history.parse(''.join(lines))
+        self.assertEqual('bad-sum', h.problems[0].kind)
+        self.assertEqual(6, h.problems[0].line)
+
+    def test_garbled_sum(self):
+        lines = console(10).splitlines(True)
+        s = lines[5]
+        lines[5] = s[:-4] + ('0' if s[-4] != '0' else '1') + s[-3:]
+        h = history.parse(''.join(lines))
+        self.assertEqual(['bad-sum', 'gap'], kinds(h.problems))
+
+    def test_conflicting_duplicate(self):
+        text = console(5)
+        bad = 'MTP ACK 2 %d 1 00000000\n' % LAYOUT.seq_block(2)
+        h = history.parse(text + bad)
+        # a wrong sum is caught before the duplicate check
+        self.assertEqual(['bad-sum'], kinds(h.problems))
+
+    def test_order(self):
+        lines = console(6).splitlines(True)
+        lines[4], lines[6] = lines[6], lines[4]   # seq 0 1 4 3 2 5
+        h = history.parse(''.join(lines))
+        self.assertEqual(['gap', 'order', 'order'], kinds(h.problems))
+        self.assertEqual([5, 6, 7], [p.line for p in h.problems])
+        self.assertEqual(5, h.last_seq)
+
+    def test_partial_tail_is_only_a_warning(self):
+        text = console(10) + 'MTP ACK 10 %d' % LAYOUT.seq_block(10)
+        h = history.parse(text)
+        self.assertTrue(h.ok)
+        self.assertEqual(['partial-tail'], kinds(h.warnings))
+        self.assertEqual(13, h.warnings[0].line)
+        self.assertEqual(9, h.last_seq)
+
+    def test_partial_record_inside_text_is_a_problem(self):
+        text = console(10) + 'MTP ACK 10 %d\n' % LAYOUT.seq_block(10)
+        h = history.parse(text)
+        self.assertEqual(['malformed'], kinds(h.problems))
+
+    def test_no_run(self):
+        lines = console(3).splitlines(True)
+        del lines[1]
+        h = history.parse(''.join(lines))
+        self.assertEqual(['no-run'] * 3, kinds(h.problems))
+        self.assertTrue(all(p.fatal for p in h.problems))
+        h = history.parse('just a kernel log\n')
+        self.assertEqual(['no-run'], kinds(h.problems))
+
+    def test_second_run(self):
+        other = history.render(LAYOUT, 'ffff0000', 2, noise=False)
+        h = history.parse(console(5) + other)
+        self.assertEqual('second-run', h.problems[0].kind)
+        self.assertEqual(8, h.problems[0].line)
+        self.assertTrue(h.fatal_problems)
+
+    def test_repeated_identical_run_line(self):
+        text = console(2)
+        run_line = text.splitlines(True)[1]
+        h = history.parse(text + run_line)
+        self.assertTrue(h.ok)
+        self.assertEqual(['duplicate'], kinds(h.warnings))
+
+    def test_bad_run_layout(self):
+        text = console(0).replace('work=64+64', 'work=64+0')
+        h = history.parse(text)
+        self.assertEqual(['bad-run', 'no-run'], kinds(h.problems))
+
+    def test_fatal(self):
+        h = history.parse('MTP FATAL /dev/vda is not a block device\n')
+        self.assertEqual(['fatal', 'no-run'], kinds(h.problems))
+        self.assertIn('not a block device', h.problems[0].detail)
+
+    def test_done_count_mismatch(self):
+        h = history.parse(console(5) + 'MTP DONE 7\n')
+        self.assertEqual(['gap'], kinds(h.problems))
+
+    def test_write_errors_and_notes(self):
+        text = console(3) + 'MTP NOTE direct=1\nMTP ERR 3 %d 1 rc=1\n' % (
+            LAYOUT.seq_block(3))
+        h = history.parse(text)
+        self.assertTrue(h.ok)
+        self.assertEqual(['direct=1'], h.notes)
+        self.assertEqual(1, len(h.write_errors))
+        self.assertEqual((3, 1), (h.write_errors[0].seq,
+                                  h.write_errors[0].rc))
+
+    def test_to_dict(self):
+        lines = console(5).splitlines(True)
+        del lines[3]
+        d = history.parse(''.join(lines)).to_dict()
+        self.assertEqual(RUN, d['run'])
+        self.assertEqual(4, d['last_seq'])
+        self.assertEqual('gap', d['problems'][0]['kind'])
+        self.assertEqual('console 0 line 4', d['problems'][0]['where'])
