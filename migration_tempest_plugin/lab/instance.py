@@ -7,11 +7,10 @@ domain boots the lab guest's kernel and initramfs with that disk as vda.
 
 import hashlib
 import os
-import subprocess
 import uuid as uuidlib
 from xml.sax import saxutils
 
-from migration_tempest_plugin.integrity import blocks
+from migration_tempest_plugin.lab import guest as guestlib
 
 GUEST_MEMORY_MIB = 128
 
@@ -52,13 +51,9 @@ class Instance(object):
         """Write the pristine base image where `node` will look for it,
         once per layout (nova's image cache does the same)."""
         path = node.host_path(self.storage, self.base_rel)
-        if os.path.exists(path):
-            return
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        layout = blocks.write_base_image(
-            path, self.layout.static_count, self.layout.work_count,
-            self.layout.image_id)
-        assert layout == self.layout
+        guestlib.write_base_disk(path, self.layout.static_count,
+                                 self.layout.work_count, self.layout.image_id)
 
     def create_disk(self, node):
         """The qcow2 overlay, created inside the node as nova-compute would
@@ -85,8 +80,7 @@ class Instance(object):
 
     def domain_xml(self):
         q = saxutils.escape
-        cmdline = 'console=ttyS0 quiet loglevel=0 panic=-1 ' + \
-            self.cmdline_extra
+        cmdline = '%s %s' % (self.guest.cmdline, self.cmdline_extra)
         return """<domain type='qemu'>
   <name>{name}</name>
   <uuid>{uuid}</uuid>
@@ -126,12 +120,3 @@ class Instance(object):
                 return f.read().decode('ascii', 'replace')
         except FileNotFoundError:
             return ''
-
-
-def run_checked(argv, **kwargs):
-    """subprocess.run that raises with the command's own stderr."""
-    result = subprocess.run(argv, capture_output=True, text=True, **kwargs)
-    if result.returncode:
-        raise RuntimeError('%s: %s' % (' '.join(argv[:2]),
-                                       result.stderr.strip()[-400:]))
-    return result
