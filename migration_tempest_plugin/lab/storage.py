@@ -1,0 +1,424 @@
+"""The lab's three storage modes, each at the same path inside both nodes.
+
+``local``
+    A folder per node, bound at /srv/lab/local.  What a node writes there
+    the other does not see; libvirt does not consider it shared, so a live
+    migration must copy the disks (VIR_MIGRATE_NON_SHARED_*).
+
+``shared``
+    One GlusterFS volume (one brick), mounted by a separate FUSE client in
+    each node (and a third on the host, for host-side access).  libvirt
+    recognises ``fuse.glusterfs`` as shared storage, so a plain live
+    migration passes its safety check, and the brick's lock translator
+    carries QEMU's image locks from one client to the other, as NFS with
+    locking does.  glusterd runs in its own sandbox (network namespace
+    ``lab-gl``, 10.254.0.253) with all its state, logs and sockets under the
+    state folder.  The client-side caches that NFS does not have
+    (io-cache, read-ahead, quick-read, open-behind) are off and O_DIRECT is
+    honoured end to end, so what one node wrote is what the other reads.
+
+``shared-nolock``
+    One host folder seen by each node through its own ``bindfs`` FUSE
+    mount.  Both nodes see the same bytes, but each FUSE mount keeps its
+    locks to itself, so neither QEMU sees the other's image lock (as NFSv3
+    with ``nolock``, or QEMU before 2.10), and libvirt does not consider it
+    shared.  This is the mode where copying a disk over itself can happen.
+"""
+
+import contextlib
+import os
+import re
+import time
+
+MOUNT_BASE = '/srv'
+STORAGE_ROOT = '/srv/lab'
+STORAGE_MODES = ('local', 'shared', 'shared-nolock')
+
+GLUSTER_ADDRESS = '10.254.0.253'
+GLUSTER_VOLUME = 'labvol'
+GLUSTERD_PORT = 24007
+GLUSTER_BASE_PORT = 49152
+GLUSTER_MAX_PORT = 49171
+GLUSTER_HOST_KEY = 'glusterfs-host'
+
+# Closest to NFS: no client-side data caches, O_DIRECT reaches the brick,
+# and a dead peer is noticed quickly.
+GLUSTER_VOLUME_OPTIONS = (
+    ('performance.quick-read', 'off'),
+    ('performance.read-ahead', 'off'),
+    ('performance.io-cache', 'off'),
+    ('performance.open-behind', 'off'),
+    ('performance.strict-o-direct', 'on'),
+    ('network.remote-dio', 'disable'),
+    ('network.ping-timeout', '10'),
+    ('nfs.disable', 'on'),
+)
+
+# Inside the gluster sandbox: (folder under <state>/gluster, target).
+GLUSTER_BINDS = (
+    ('run', '/run'),
+    ('lib', '/var/lib/glusterd'),
+    ('etc', '/etc/glusterfs'),
+    ('log', '/var/log/glusterfs'),
+)
+
+
+class StorageError(ValueError):
+    """Raised for a bad storage mode or path (a LabError is raised for a
+    failing daemon)."""
+
+
+def check_mode(mode):
+    if mode not in STORAGE_MODES:
+        raise StorageError('unknown storage mode %r (known: %s)' % (
+            mode, ', '.join(STORAGE_MODES)))
+    return mode
+
+
+def storage_path(mode):
+    """The path of a storage mode inside both nodes."""
+    return '%s/%s' % (STORAGE_ROOT, check_mode(mode))
+
+
+def relative_path(mode, relpath):
+    """`relpath` under storage_path(mode), refusing escapes; an absolute
+    in-node path under storage_path(mode) is accepted too."""
+    root = storage_path(mode)
+    relpath = str(relpath)
+    if os.path.isabs(relpath):
+        norm = os.path.normpath(relpath)
+        if norm != root and not norm.startswith(root + '/'):
+            raise StorageError('%s is not under %s' % (relpath, root))
+        relpath = os.path.relpath(norm, root)
+    norm = os.path.normpath(relpath) if relpath else '.'
+    if norm == '..' or norm.startswith('../'):
+        raise StorageError('%s escapes %s' % (relpath, root))
+    return '' if norm == '.' else norm
+
+
+# -- host-side folders ----------------------------------------------------
+
+def local_dir(lab, node):
+    return os.path.join(lab.state_dir, 'storage', 'local', node.name)
+
+
+def nolock_dir(lab):
+    return os.path.join(lab.state_dir, 'storage', 'shared-nolock')
+
+
+def gluster_host_mount(lab):
+    return os.path.join(lab.state_dir, 'mnt', 'shared')
+
+
+def gluster_brick(lab):
+    return os.path.join(lab.state_dir, 'gluster', 'brick')
+
+
+def host_path(lab, node, mode, relpath=''):
+    check_mode(mode)
+    if mode not in lab.modes:
+        raise StorageError('storage mode %s is not part of this lab (%s)' % (
+            mode, ', '.join(lab.modes)))
+    rel = relative_path(mode, relpath)
+    if mode == 'local':
+        base = local_dir(lab, node)
+    elif mode == 'shared-nolock':
+        base = nolock_dir(lab)
+    else:
+        base = gluster_host_mount(lab)
+        if _host_mount_type(base) != 'fuse.glusterfs':
+            raise StorageError('the host GlusterFS client is not mounted at '
+                               '%s: is the lab up?' % base)
+    return os.path.join(base, rel) if rel else base
+
+
+def _host_mount_type(target):
+    from migration_tempest_plugin.lab import nodes  # no import cycle at load
+    m = nodes.top_mount(nodes.host_mounts(), target)
+    return m['fstype'] if m else None
+
+
+def node_mount_point(node, mode):
+    """Host side of the mount point folder inside the node's /srv."""
+    return os.path.join(node.dir, 'srv',
+                        os.path.relpath(storage_path(mode), MOUNT_BASE))
+
+
+def node_binds(lab, node):
+    """Bind mounts of a node's sandbox for storage: its own /srv (holding
+    the mount points of every mode) and its local folder."""
+    for mode in STORAGE_MODES:
+        os.makedirs(node_mount_point(node, mode), exist_ok=True)
+    binds = [(os.path.join(node.dir, 'srv'), MOUNT_BASE)]
+    if 'local' in lab.modes:
+        binds.append((local_dir(lab, node), storage_path('local')))
+    return binds
+
+
+def gluster_binds(lab, sandbox):
+    for sub, _dst in GLUSTER_BINDS:
+        os.makedirs(os.path.join(sandbox.dir, sub), exist_ok=True)
+    os.makedirs(os.path.join(sandbox.dir, 'run', 'gluster'), exist_ok=True)
+    with open(os.path.join(sandbox.dir, 'etc', 'glusterd.vol'), 'w') as f:
+        f.write(render_glusterd_vol())
+    return [(os.path.join(sandbox.dir, sub), dst)
+            for sub, dst in GLUSTER_BINDS]
+
+
+def host_dirs_needed(modes):
+    """Folders that must exist on the host for a bind mount over them."""
+    return [dst for _s, dst in GLUSTER_BINDS] if 'shared' in modes else []
+
+
+# -- pure renderers -------------------------------------------------------
+
+def render_glusterd_vol(port=GLUSTERD_PORT, base_port=GLUSTER_BASE_PORT,
+                        max_port=GLUSTER_MAX_PORT):
+    """glusterd's own volfile (inside the gluster sandbox)."""
+    return '\n'.join([
+        'volume management',
+        '    type mgmt/glusterd',
+        '    option working-directory /var/lib/glusterd',
+        '    option transport-type socket',
+        '    option transport.address-family inet',
+        '    option transport.socket.keepalive-time 10',
+        '    option transport.socket.keepalive-interval 2',
+        '    option transport.socket.read-fail-log off',
+        '    option transport.socket.listen-port %d' % port,
+        '    option ping-timeout 0',
+        '    option event-threads 1',
+        '    option base-port %d' % base_port,
+        '    option max-port %d' % max_port,
+        'end-volume',
+    ]) + '\n'
+
+
+def gluster_cli(*args):
+    return ['gluster', '--mode=script',
+            '--log-file=/var/log/glusterfs/cli.log'] + list(args)
+
+
+def glusterfs_client_argv(mountpoint, log_file, server=GLUSTER_ADDRESS,
+                          volume=GLUSTER_VOLUME):
+    """A FUSE client in the foreground; no attribute or entry caching in
+    the kernel, so both nodes see sizes and names at once (as NFS does on
+    open)."""
+    return ['glusterfs', '--no-daemon', '--process-name=fuse',
+            '--volfile-server=%s' % server, '--volfile-id=/%s' % volume,
+            '--attribute-timeout=0', '--entry-timeout=0',
+            '--negative-timeout=0', '--log-file=%s' % log_file, mountpoint]
+
+
+def bindfs_argv(source, mountpoint):
+    """bindfs in the foreground; locks stay local to this mount (no
+    --enable-lock-forwarding), which is the point of the mode."""
+    return ['bindfs', '-f', '-o', 'fsname=lab-nolock', source, mountpoint]
+
+
+def parse_volume_status_xml(text):
+    """{brick: (online, pid, port)} from `gluster volume status --xml`."""
+    out = {}
+    for node in re.findall(r'<node>(.*?)</node>', text, re.S):
+        def field(name):
+            m = re.search(r'<%s>(.*?)</%s>' % (name, name), node, re.S)
+            return m.group(1).strip() if m else ''
+        path = field('path')
+        if not path.startswith('/'):
+            continue  # self-heal daemon and the like
+        pid = field('pid')
+        port = field('port')
+        out['%s:%s' % (field('hostname'), path)] = (
+            field('status') == '1',
+            int(pid) if pid.isdigit() else None,
+            int(port) if port.isdigit() else None)
+    return out
+
+
+# -- runtime --------------------------------------------------------------
+
+class Storage:
+    """Brings the storage modes of a lab up and down."""
+
+    def __init__(self, lab):
+        self.lab = lab
+
+    # gluster -----------------------------------------------------------------
+
+    def _gl(self, *args, check=True, timeout=120):
+        return self.lab.gluster.run(gluster_cli(*args), check=check,
+                                    timeout=timeout)
+
+    def _glusterd_log(self):
+        return os.path.join(self.lab.gluster.dir, 'log', 'glusterd.log')
+
+    def _gluster_up(self, say):
+        from migration_tempest_plugin.lab import nodes
+        lab, gl = self.lab, self.lab.gluster
+        if not lab.procs.pid('glusterd'):
+            say('glusterd at %s' % gl.address)
+            gl.spawn('glusterd', ['glusterd', '--no-daemon',
+                                  '--log-file=/var/log/glusterfs/glusterd.log',
+                                  '--pid-file=/run/glusterd.pid'],
+                     os.path.join(lab.log_dir, 'glusterd.out'))
+
+        def alive():
+            if not lab.procs.pid('glusterd'):
+                raise nodes.LabError('glusterd did not start: %s' % (
+                    nodes.tail(self._glusterd_log())))
+
+        nodes._wait_for('glusterd to answer',
+                        lambda: self._gl('volume', 'list', check=False,
+                                         timeout=30).returncode == 0,
+                        60, alive, interval=0.3)
+        vols = self._gl('volume', 'list').stdout.split()
+        brick = '%s:%s' % (gl.address, gluster_brick(lab))
+        if GLUSTER_VOLUME not in vols:
+            say('gluster volume %s on %s' % (GLUSTER_VOLUME, brick))
+            os.makedirs(gluster_brick(lab), exist_ok=True)
+            self._gl('volume', 'create', GLUSTER_VOLUME, 'transport', 'tcp',
+                     brick, 'force')
+            for key, value in GLUSTER_VOLUME_OPTIONS:
+                self._gl('volume', 'set', GLUSTER_VOLUME, key, value)
+        self._gl('volume', 'start', GLUSTER_VOLUME, 'force')
+
+        def brick_online():
+            res = self._gl('volume', 'status', GLUSTER_VOLUME, '--xml',
+                           check=False, timeout=30)
+            status = parse_volume_status_xml(res.stdout)
+            return bool(status) and all(s[0] for s in status.values())
+
+        nodes._wait_for('the gluster brick to come online', brick_online,
+                        60, alive, interval=0.5)
+
+    def _wait_mount(self, what, mount_type, key, log):
+        from migration_tempest_plugin.lab import nodes
+
+        def alive():
+            if not self.lab.procs.pid(key):
+                raise nodes.LabError('%s did not mount: %s' % (
+                    what, nodes.tail(log)))
+        nodes._wait_for(what, lambda: (mount_type() or '').startswith(
+            'fuse'), 60, alive, interval=0.2)
+
+    def _host_client(self, say):
+        from migration_tempest_plugin.lab import nodes
+        lab = self.lab
+        target = gluster_host_mount(lab)
+        if _host_mount_type(target) == 'fuse.glusterfs' and \
+                lab.procs.pid(GLUSTER_HOST_KEY):
+            return
+        while _host_mount_type(target):
+            nodes._umount(target)  # a dead client's mount
+        os.makedirs(target, exist_ok=True)
+        say('host GlusterFS client at %s' % target)
+        log = os.path.join(lab.log_dir, 'glusterfs-host.log')
+        lab.spawn_host(GLUSTER_HOST_KEY, glusterfs_client_argv(target, log),
+                       log)
+        self._wait_mount('the host GlusterFS client',
+                         lambda: _host_mount_type(target), GLUSTER_HOST_KEY,
+                         log)
+
+    def _node_fuse(self, node, mode, key, argv, log, say):
+        from migration_tempest_plugin.lab import nodes
+        target = storage_path(mode)
+        current = node.mount_type(target)
+        if current and current.startswith('fuse') and \
+                self.lab.procs.pid(key):
+            return
+        while current and current.startswith('fuse'):
+            nodes._umount(target, run=node.run)  # a dead daemon's mount
+            current = node.mount_type(target)
+        say('%s: %s at %s' % (node.name, mode, target))
+        node.spawn(key, argv, log)
+        self._wait_mount('%s on %s' % (mode, node.name),
+                         lambda: node.mount_type(target), key, log)
+
+    def up(self, say):
+        lab = self.lab
+        for node in lab.nodes:
+            os.makedirs(local_dir(lab, node), exist_ok=True)
+        os.makedirs(nolock_dir(lab), exist_ok=True)
+        if 'shared' in lab.modes:
+            self._gluster_up(say)
+            self._host_client(say)
+            for node in lab.nodes:
+                log = os.path.join(lab.log_dir,
+                                   'glusterfs-%s.log' % node.name)
+                self._node_fuse(node, 'shared', 'glusterfs-' + node.name,
+                                glusterfs_client_argv(storage_path('shared'),
+                                                      log), log, say)
+        if 'shared-nolock' in lab.modes:
+            for node in lab.nodes:
+                log = os.path.join(lab.log_dir, 'bindfs-%s.log' % node.name)
+                self._node_fuse(node, 'shared-nolock', 'bindfs-' + node.name,
+                                bindfs_argv(nolock_dir(lab),
+                                            storage_path('shared-nolock')),
+                                log, say)
+
+    def down(self, say, problems):
+        """Unmount the FUSE mounts (the daemons then exit; the lab ends
+        whatever is left by PID)."""
+        from migration_tempest_plugin.lab import nodes
+        lab = self.lab
+        for node in lab.nodes:
+            if not node.namespaces_exist():
+                continue
+            with contextlib.suppress(nodes.LabError):
+                mounts = node.mounts()
+                for mode in ('shared', 'shared-nolock'):
+                    target = storage_path(mode)
+                    while (node.mount_type(target, mounts) or '').startswith(
+                            'fuse'):
+                        if not nodes._umount(target, run=node.run):
+                            problems.append('cannot unmount %s in %s' % (
+                                target, node.name))
+                            break
+                        mounts = node.mounts()
+        target = gluster_host_mount(lab)
+        while _host_mount_type(target):
+            if not nodes._umount(target):
+                problems.append('cannot unmount %s' % target)
+                break
+        entry = lab.procs.entry(GLUSTER_HOST_KEY)
+        if entry:
+            if nodes.terminate([entry]):
+                problems.append('host GlusterFS client still alive')
+            lab.procs.forget(GLUSTER_HOST_KEY)
+        # Give the node clients a moment to notice their unmount.
+        deadline = time.monotonic() + 5
+        keys = [k for k in lab.procs.names()
+                if k.startswith(('glusterfs-', 'bindfs-'))]
+        while keys and time.monotonic() < deadline:
+            keys = [k for k in keys if lab.procs.pid(k)]
+            time.sleep(0.1)
+
+    # status ------------------------------------------------------------------
+
+    def node_status(self, node):
+        """{mode: file system type of its mount in the node, or None when
+        it is not mounted or its FUSE daemon is gone}."""
+        mounts = node.mounts()
+        out = {}
+        daemons = {'shared': 'glusterfs-', 'shared-nolock': 'bindfs-'}
+        for mode in self.lab.modes:
+            fstype = node.mount_type(storage_path(mode), mounts)
+            if mode in daemons and not (
+                    (fstype or '').startswith('fuse')
+                    and self.lab.procs.pid(daemons[mode] + node.name)):
+                fstype = None
+            out[mode] = fstype
+        return out
+
+    def gluster_status(self):
+        lab, gl = self.lab, self.lab.gluster
+        glusterd = lab.procs.pid('glusterd')
+        bricks = {}
+        if glusterd and gl.ready():
+            res = self._gl('volume', 'status', GLUSTER_VOLUME, '--xml',
+                           check=False, timeout=30)
+            bricks = {k: {'online': v[0], 'pid': v[1], 'port': v[2]}
+                      for k, v in parse_volume_status_xml(res.stdout).items()}
+        return {'address': gl.address, 'netns': gl.netns_exists(),
+                'glusterd_pid': glusterd, 'bricks': bricks,
+                'host_mount': _host_mount_type(gluster_host_mount(lab))
+                if lab.procs.pid(GLUSTER_HOST_KEY) else None}
