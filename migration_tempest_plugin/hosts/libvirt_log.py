@@ -1,9 +1,11 @@
 """Read the flags nova really handed libvirt out of a libvirtd debug log.
 
 libvirtd logs each public API call at debug level when its log filters
-include the public API (for example log_filters="1:libvirt 1:qemu"):
+include the public API (for example log_filters="1:libvirt 1:qemu"). nova
+calls migrateToURI3 with PEER2PEER, which reaches the source libvirtd as
+virDomainMigratePerform3Params (seen on libvirt 9.0):
 
-  <time>: <tid>: debug : virDomainMigrateToURI3:<line> : dom=0x..., (VM:
+  <time>: <tid>: debug : virDomainMigratePerform3Params:<line> : dom=0x..., (VM:
   name=instance-00000001, uuid=<uuid>), dconnuri=qemu+tcp://host/system,
   params=0x..., nparams=3, flags=0x8b
 
@@ -17,7 +19,7 @@ import re
 from migration_tempest_plugin import flags
 
 _CALL = re.compile(
-    r'(?P<api>virDomainMigrate(?:ToURI)?\d?):\d+ : .*'
+    r'(?P<api>virDomainMigrate(?:Perform3Params|ToURI3|3)):\d+ : .*'
     r'uuid=(?P<uuid>[0-9a-f-]{36})\).*'
     r'flags=(?P<flags>0x[0-9a-f]+|\d+)')
 _URI = re.compile(r'(?:dconnuri|duri)=([^,\s]+)')

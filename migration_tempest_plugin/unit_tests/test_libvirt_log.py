@@ -19,7 +19,7 @@ class TestMigrateCalls(testtools.TestCase):
         calls = libvirt_log.migrate_calls(LOG, UUID)
         self.assertEqual(1, len(calls))
         call = calls[0]
-        self.assertEqual('virDomainMigrateToURI3', call.api)
+        self.assertEqual('virDomainMigratePerform3Params', call.api)
         self.assertEqual('qemu+tcp://compute2/system', call.dest_uri)
         self.assertEqual(['LIVE', 'PEER2PEER', 'PERSIST_DEST',
                           'UNDEFINE_SOURCE', 'NON_SHARED_INC'], call.names)

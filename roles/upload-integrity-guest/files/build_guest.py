@@ -1,0 +1,26 @@
+"""Build the integrity guest with the plugin's own builder.
+
+Usage: build_guest.py OUT_DIR KERNEL
+
+Prints one JSON object: kernel, initrd, cmdline, disk.  Uses
+migration_tempest_plugin.lab.guest (build_guest, write_base_disk), which
+must be importable (PYTHONPATH pointing at the plugin's checkout).
+"""
+
+import json
+import os
+import sys
+
+from migration_tempest_plugin.lab import guest
+
+
+def main(out_dir, kernel):
+    image = guest.build_guest(out_dir, kernel=kernel)
+    disk = os.path.join(out_dir, 'disk.raw')
+    guest.write_base_disk(disk)
+    result = dict(image._asdict(), disk=disk)
+    print(json.dumps(result))
+
+
+if __name__ == '__main__':
+    main(*sys.argv[1:3])
