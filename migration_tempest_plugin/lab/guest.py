@@ -87,18 +87,21 @@ def _version_key(text):
 
 
 def find_kernel(boot='/boot', modules_root='/lib/modules',
-                flavour='cloud-amd64'):
-    """Return (kernel path, release) of the newest kernel with modules."""
-    found = []
-    for path in glob.glob(os.path.join(boot, 'vmlinuz-*-%s' % flavour)):
-        release = os.path.basename(path)[len('vmlinuz-'):]
-        if os.path.isdir(os.path.join(modules_root, release)):
-            found.append((_version_key(release), path, release))
-    if not found:
-        raise GuestBuildError('no %s kernel with modules under %s and %s'
-                              % (flavour, boot, modules_root))
-    found.sort()
-    return found[-1][1], found[-1][2]
+                flavours=('cloud-amd64', 'generic', 'amd64')):
+    """Return (kernel path, release) of the newest kernel with modules,
+    of the first flavour found: Debian's small cloud kernel first, then
+    Ubuntu's generic one (devstack nodes) and Debian's full one."""
+    for flavour in flavours:
+        found = []
+        for path in glob.glob(os.path.join(boot, 'vmlinuz-*-%s' % flavour)):
+            release = os.path.basename(path)[len('vmlinuz-'):]
+            if os.path.isdir(os.path.join(modules_root, release)):
+                found.append((_version_key(release), path, release))
+        if found:
+            found.sort()
+            return found[-1][1], found[-1][2]
+    raise GuestBuildError('no kernel with modules (%s) under %s and %s'
+                          % (', '.join(flavours), boot, modules_root))
 
 
 def find_modules(moddir, names=VIRTIO_MODULES):

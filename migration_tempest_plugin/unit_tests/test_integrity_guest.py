@@ -131,6 +131,20 @@ class TestModules(testtools.TestCase, FakeKernelMixin):
         self.assertRaises(guest.GuestBuildError, guest.find_kernel,
                           os.path.join(d, 'boot'), os.path.join(d, 'none'))
 
+    def test_find_kernel_prefers_cloud_then_generic(self):
+        d = self.useFixture(fixtures.TempDir()).path
+        boot, mods = os.path.join(d, 'boot'), os.path.join(d, 'modules')
+        for release in ('6.8.0-50-generic', '6.8.0-9-generic'):
+            os.makedirs(os.path.join(mods, release))
+            os.makedirs(boot, exist_ok=True)
+            open(os.path.join(boot, 'vmlinuz-' + release), 'w').close()
+        # Ubuntu's generic kernels: the newest by version, not by text.
+        self.assertEqual('6.8.0-50-generic', guest.find_kernel(boot, mods)[1])
+        os.makedirs(os.path.join(mods, '6.1.0-1-cloud-amd64'))
+        open(os.path.join(boot, 'vmlinuz-6.1.0-1-cloud-amd64'), 'w').close()
+        self.assertEqual('6.1.0-1-cloud-amd64',
+                         guest.find_kernel(boot, mods)[1])
+
     def test_is_static_elf(self):
         d = self.useFixture(fixtures.TempDir()).path
         path = os.path.join(d, 'not-elf')
