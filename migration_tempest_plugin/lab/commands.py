@@ -4,21 +4,20 @@ Imports of the lab's heavy parts happen inside the commands, so that
 `migration-lab flags` works without libvirt-python.
 """
 
-import json
+from concurrent import futures
 import os
 import signal
 import statistics
 import subprocess
 import time
 
+from migration_tempest_plugin.lab import nodes
+from migration_tempest_plugin.lab.nodes import LabError
+
 DEFAULT_STATE_DIR = os.environ.get('MIGRATION_LAB_STATE',
-                                   '/var/tmp/migration-lab')
+                                   nodes.DEFAULT_STATE_DIR)
 TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), 'tools')
-
-
-class LabError(Exception):
-    """A lab command failed; the message is shown as one line."""
 
 
 def say(text):
@@ -27,34 +26,18 @@ def say(text):
 
 # -- preflight ----------------------------------------------------------------
 
-REQUIRED_BINARIES = ('ip', 'unshare', 'nsenter', 'libvirtd',
-                     'qemu-system-x86_64', 'qemu-img', 'bindfs', 'glusterd',
-                     'glusterfs', 'busybox', 'cpio', 'openssl')
-
-
-def missing_binaries():
-    paths = os.environ.get('PATH', '').split(os.pathsep) + ['/usr/sbin',
-                                                            '/sbin']
-    return [b for b in REQUIRED_BINARIES
-            if not any(os.access(os.path.join(p, b), os.X_OK)
-                       for p in paths)]
-
-
-def preflight(install=True):
+def preflight(lab, install=True):
+    """Root, the Debian packages (installed when missing), libvirt-python."""
     if os.geteuid() != 0:
         raise LabError('the lab needs root (network and mount namespaces, '
                        'libvirtd); run it as root')
-    missing = missing_binaries()
+    missing = lab.missing_binaries()
     if missing and install:
         say('lab: installing Debian packages from bindep.txt (missing: %s)'
-            % ', '.join(missing))
-        script = os.path.join(TOOLS, 'install-deps.sh')
-        if subprocess.run([script]).returncode:
+            % ', '.join(sorted(missing)))
+        if subprocess.run([os.path.join(TOOLS, 'install-deps.sh')]).returncode:
             raise LabError('tools/install-deps.sh failed')
-        missing = missing_binaries()
-    if missing:
-        raise LabError('missing programs: %s (run tools/install-deps.sh)'
-                       % ', '.join(missing))
+    lab.preflight()
     try:
         import libvirt  # noqa: F401
     except ImportError:
@@ -62,15 +45,15 @@ def preflight(install=True):
                        '.[lab], or use tox -e lab)')
 
 
-def make_lab(args):
-    from migration_tempest_plugin.lab import nodes
-    return nodes.Lab(args.state_dir)
+def make_lab(args, install=True):
+    lab = nodes.Lab(args.state_dir)
+    preflight(lab, install)
+    return lab
 
 
 # -- commands -----------------------------------------------------------------
 
 def cmd_up(args):
-    preflight()
     lab = make_lab(args)
     started = time.monotonic()
     try:
@@ -83,17 +66,14 @@ def cmd_up(args):
 
 
 def cmd_down(args):
-    preflight(install=False)
+    lab = make_lab(args, install=False)
     started = time.monotonic()
-    make_lab(args).down()
+    lab.down(progress=say)
     say('lab: down in %.1fs' % (time.monotonic() - started))
 
 
 def cmd_status(args):
-    preflight(install=False)
-    status = make_lab(args).status()
-    say(json.dumps(status, indent=2, sort_keys=True)
-        if not isinstance(status, str) else status)
+    say(nodes.format_status(make_lab(args, install=False).status()))
 
 
 def _layout(args):
@@ -127,15 +107,22 @@ def run_cases(args, lab, cases):
     guest = guestlib.build_guest(os.path.join(args.state_dir, 'guest'))
     runner = matrix.CaseRunner(lab, guest, _layout(args), work_dir,
                                _settings(args), progress=say)
-    results = []
-    for n, case in enumerate(cases, 1):
-        say('lab: case %d/%d %s ...' % (n, len(cases), case.id))
+
+    def run_one(case):
         try:
-            result = runner.run(case)
+            return runner.run(case)
         except Exception as exc:  # a harness failure is this case's ERROR
-            result = runner.error_result(case, exc)
-        results.append(result)
-        say(report.progress_line(n, len(cases), result))
+            return runner.error_result(case, exc)
+
+    say('lab: %d cases, %d at a time' % (len(cases), args.jobs))
+    results = [None] * len(cases)
+    with futures.ThreadPoolExecutor(args.jobs) as pool:
+        running = {pool.submit(run_one, case): n
+                   for n, case in enumerate(cases)}
+        for done, future in enumerate(futures.as_completed(running), 1):
+            results[running[future]] = future.result()
+            say(report.progress_line(done, len(cases),
+                                     results[running[future]]))
     return results
 
 
@@ -196,7 +183,6 @@ def controls_hold(summary):
 def _with_lab(args, body):
     """Bring the lab up, run body(lab), and always bring it down again,
     on failure and on Ctrl-C or SIGTERM too."""
-    preflight()
     lab = make_lab(args)
 
     def terminate(signum, frame):
@@ -214,9 +200,7 @@ def _with_lab(args, body):
 
 def cmd_matrix(args):
     """On a lab that is up (migration-lab up)."""
-    preflight(install=False)
-    lab = make_lab(args)
-    return _matrix_body(args)(lab)
+    return _matrix_body(args)(make_lab(args, install=False))
 
 
 def _matrix_body(args):
@@ -307,6 +291,8 @@ def _common(p, matrix=True):
     p.add_argument('--bandwidth', type=int, default=32, metavar='MIB_S',
                    help='migration bandwidth, disk mirror included '
                         '(default %(default)s MiB/s; 0 = unlimited)')
+    p.add_argument('--jobs', type=int, default=2,
+                   help='cases run at the same time (default %(default)s)')
     p.add_argument('--timeout', type=float, default=90,
                    help='seconds before a migration is aborted')
     p.add_argument('--work-blocks', type=int, default=8192)
@@ -344,6 +330,7 @@ def add_commands(sub):
 def finish_args(args):
     if getattr(args, 'repeat', 1) is None:
         args.repeat = 5 if args.controls else 1
-    if getattr(args, 'repeat', 1) < 1:
-        raise LabError('--repeat must be at least 1')
+    for name in ('repeat', 'jobs'):
+        if getattr(args, name, 1) < 1:
+            raise LabError('--%s must be at least 1' % name)
     return args

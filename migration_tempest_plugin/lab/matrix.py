@@ -136,7 +136,9 @@ class Result:
     writes_during_migration: int = 0
     first_offsets: list = dataclasses.field(default_factory=list)
     migrated: bool = False
+    post_copy: bool = False     # the switch to post-copy happened
     duration_s: float = 0.0
+    boot_s: float = 0.0
     migration_s: float = 0.0
     verify_s: float = 0.0
     downtime_ms: int = 0
@@ -178,7 +180,7 @@ class CaseError(Exception):
 
 @dataclasses.dataclass
 class Settings:
-    bandwidth_mib: int = 0        # migration bandwidth, 0 = unlimited
+    bandwidth_mib: int = 0        # cap for disk-copying cases, 0 = none
     migration_timeout_s: float = 90.0
     boot_timeout_s: float = 60.0
     acks_before: int = 30         # acknowledged writes before the nemesis
@@ -193,6 +195,8 @@ class CaseRunner(object):
                  progress=print):
         import libvirt  # the lab needs it; the flag model does not
         self.libvirt = libvirt
+        # Errors reach the report through exceptions; keep stderr quiet.
+        libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
         self.lab = lab
         self.guest = guest
         self.layout = layout
@@ -219,10 +223,12 @@ class CaseRunner(object):
             dom = src_conn.createXML(inst.domain_xml(), 0)
             self._wait_acks(inst, self.settings.acks_before,
                             self.settings.boot_timeout_s, 'boot')
+            boot_s = time.monotonic() - started
             acks_at_start = self._ack_count(inst)
             if case.flag_set.paused:
                 dom.suspend()
             outcome = self._migrate(case, inst, dom, dst_conn)
+            outcome['boot_s'] = boot_s
             acks_at_end = self._ack_count(inst)
             here = dst_conn if outcome['migrated'] else src_conn
             dom = here.lookupByUUIDString(inst.uuid)
@@ -286,6 +292,8 @@ class CaseRunner(object):
             agrees=agreement(expectation.outcome, verdict),
             message=message, control=case.control,
             migrated=outcome.get('migrated', False),
+            post_copy=outcome.get('post_copy', False),
+            boot_s=round(outcome.get('boot_s', 0.0), 2),
             duration_s=round(time.monotonic() - started, 2),
             migration_s=round(outcome.get('seconds', 0.0), 2),
             downtime_ms=outcome.get('downtime_ms', 0),
@@ -303,7 +311,9 @@ class CaseRunner(object):
         if copies and case.storage == 'local':
             inst.create_disk(self.dst)   # nova pre-creates it, too
         params = {}
-        if self.settings.bandwidth_mib:
+        # The cap slows the disk copy so that guest writes overlap it; RAM
+        # shares the cap, so cases that copy no disk run uncapped.
+        if copies and self.settings.bandwidth_mib:
             params[lv.VIR_MIGRATE_PARAM_BANDWIDTH] = \
                 self.settings.bandwidth_mib
         if not flags.has(value, 'TUNNELLED'):
@@ -313,11 +323,13 @@ class CaseRunner(object):
         if flags.has(value, 'PARALLEL'):
             params[lv.VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS] = \
                 PARALLEL_CONNECTIONS
-        outcome = {'migrated': False, 'error': ''}
+        outcome = {'migrated': False, 'error': '', 'post_copy': False}
         done = threading.Event()
-        if flags.has(value, 'POSTCOPY'):
-            threading.Thread(target=self._switch_to_post_copy,
-                             args=(dom, done), daemon=True).start()
+        monitor = threading.Thread(
+            target=self._monitor, args=(dom, done, outcome,
+                                        flags.has(value, 'POSTCOPY')),
+            daemon=True)
+        monitor.start()
         watchdog = threading.Timer(self.settings.migration_timeout_s,
                                    self._abort, args=(dom, outcome))
         watchdog.start()
@@ -331,21 +343,34 @@ class CaseRunner(object):
         finally:
             done.set()
             watchdog.cancel()
+            monitor.join()
             outcome['seconds'] = time.monotonic() - started
         if outcome['migrated']:
             self._read_stats(dst_conn, inst, outcome)
         return outcome
 
-    def _switch_to_post_copy(self, dom, done):
-        # Post-copy can start only once RAM migration runs; keep asking.
-        if done.wait(self.settings.post_copy_after_s):
-            return
-        while not done.is_set():
+    def _monitor(self, dom, done, outcome, post_copy):
+        """Samples the source's job statistics while the migration runs
+        (the source domain is gone afterwards) and, for POSTCOPY, switches
+        to post-copy once the RAM phase has begun."""
+        switch_at = time.monotonic() + self.settings.post_copy_after_s
+        while not done.wait(0.1):
             try:
-                dom.migrateStartPostCopy(0)
-                return
+                stats = dom.jobStats()
             except self.libvirt.libvirtError:
-                done.wait(0.2)
+                continue
+            for key, name in (('disk_processed', 'disk_bytes'),
+                              ('memory_processed', 'memory_bytes')):
+                if key in stats:
+                    outcome[name] = max(outcome.get(name, 0), stats[key])
+            if post_copy and not outcome['post_copy'] and \
+                    time.monotonic() >= switch_at and \
+                    stats.get('memory_processed', 0) > 0:
+                try:
+                    dom.migrateStartPostCopy(0)
+                    outcome['post_copy'] = True
+                except self.libvirt.libvirtError:
+                    pass  # the RAM phase has not begun yet; ask again
 
     def _abort(self, dom, outcome):
         outcome['timeout'] = 'did not finish in %ds; aborted' % \
@@ -361,9 +386,13 @@ class CaseRunner(object):
             stats = dom.jobStats(self.libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
         except self.libvirt.libvirtError:
             return
+        # The destination's record of the finished job is the complete one
+        # for RAM; the disk mirror's figures come from the source's samples.
         outcome['downtime_ms'] = int(stats.get('downtime', 0))
-        outcome['memory_bytes'] = int(stats.get('memory_processed', 0))
-        outcome['disk_bytes'] = int(stats.get('disk_processed', 0))
+        outcome['memory_bytes'] = max(outcome.get('memory_bytes', 0),
+                                      int(stats.get('memory_processed', 0)))
+        outcome['disk_bytes'] = max(outcome.get('disk_bytes', 0),
+                                    int(stats.get('disk_processed', 0)))
 
     # -- the guest's console ------------------------------------------------
 

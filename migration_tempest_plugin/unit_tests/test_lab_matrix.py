@@ -1,0 +1,115 @@
+import json
+
+import testtools
+
+from migration_tempest_plugin import flags
+from migration_tempest_plugin.lab import commands
+from migration_tempest_plugin.lab import matrix
+from migration_tempest_plugin.lab import report
+
+
+def result(storage='local', flag_set='nova-block', verdict='INTACT',
+           expected=flags.Outcome.INTACT, control='', **kw):
+    exp = flags.Expectation(expected, 'why')
+    return matrix.Result(
+        storage=storage, flag_set=flag_set, flags=['LIVE'], verdict=verdict,
+        expected=str(exp), expected_outcome=expected.value,
+        agrees=matrix.agreement(expected, verdict), control=control,
+        finding=matrix.finding_text(exp, verdict, kw.pop('message', '')),
+        **kw)
+
+
+class TestMatrix(testtools.TestCase):
+
+    def test_flag_sets_cover_nova_options_and_raw_sets(self):
+        names = [fs.name for fs in matrix.flag_sets()]
+        for option in matrix.NOVA_OPTIONS:
+            self.assertIn('nova-live+' + option, names)
+            self.assertIn('nova-block+' + option, names)
+        for raw in ('raw-non-shared-disk', 'raw-compressed', 'raw-unsafe'):
+            self.assertIn(raw, names)
+        self.assertEqual(len(names), len(set(names)))
+
+    def test_nova_sets_come_from_the_policy(self):
+        by_name = {fs.name: fs for fs in matrix.flag_sets()}
+        self.assertEqual(flags.nova_flags(flags.NovaOptions(),
+                                          block_migration=True),
+                         by_name['nova-block'].flags)
+        self.assertTrue(by_name['nova-live+paused'].paused)
+        self.assertFalse(flags.has(by_name['nova-block+auto-converge'].flags,
+                                   'POSTCOPY'))
+
+    def test_every_storage_mode_gets_every_set(self):
+        cases = matrix.all_cases()
+        self.assertEqual(len(matrix.STORAGE_MODES) * len(matrix.flag_sets()),
+                         len(cases))
+        only = matrix.all_cases(only=['shared-nolock/nova-block'])
+        self.assertTrue(only)
+        self.assertTrue(all(c.storage == 'shared-nolock' for c in only))
+
+    def test_controls(self):
+        controls = matrix.control_cases()
+        loss = [c for c in controls if c.control == 'loss']
+        intact = [c for c in controls if c.control == 'intact']
+        self.assertEqual({'shared-nolock'}, {c.storage for c in loss})
+        for case in loss:
+            self.assertEqual(flags.Outcome.DATA_AT_RISK,
+                             case.expectation().outcome)
+        for case in intact:
+            self.assertEqual(flags.Outcome.INTACT,
+                             case.expectation().outcome)
+
+    def test_agreement(self):
+        self.assertTrue(matrix.agreement(flags.Outcome.DATA_AT_RISK,
+                                         'DATA-LOSS'))
+        self.assertFalse(matrix.agreement(flags.Outcome.INTACT, 'DATA-LOSS'))
+        self.assertTrue(matrix.agreement(flags.Outcome.REFUSED_BY_NOVA,
+                                         'REFUSED'))
+        self.assertFalse(matrix.agreement(flags.Outcome.INTACT, 'ERROR'))
+
+    def test_finding_says_what_differs(self):
+        r = result(verdict='DATA-LOSS', message='lost 3')
+        self.assertEqual('expected INTACT, observed DATA-LOSS: lost 3',
+                         r.finding)
+        r = result(verdict='INTACT', expected=flags.Outcome.DATA_AT_RISK)
+        self.assertIn('no write was lost in this run', r.finding)
+
+
+class TestControlsAndReports(testtools.TestCase):
+
+    def test_loss_control_needs_four_of_five(self):
+        runs = [result('shared-nolock', 'nova-block', 'DATA-LOSS',
+                       flags.Outcome.DATA_AT_RISK, control='loss')] * 4
+        runs.append(result('shared-nolock', 'nova-block', 'INTACT',
+                           flags.Outcome.DATA_AT_RISK, control='loss'))
+        summary = commands.control_summary(runs)
+        self.assertEqual({'control': 'loss', 'runs': 5, 'held': 4},
+                         summary['shared-nolock/nova-block'])
+        self.assertTrue(commands.controls_hold(summary))
+        runs[0] = runs[-1]
+        self.assertFalse(commands.controls_hold(
+            commands.control_summary(runs)))
+
+    def test_intact_control_must_hold_every_time(self):
+        runs = [result(control='intact')] * 4 + [
+            result(verdict='DATA-LOSS', control='intact')]
+        self.assertFalse(commands.controls_hold(
+            commands.control_summary(runs)))
+
+    def test_json_has_the_minimum_shape(self):
+        doc = json.loads(report.to_json([result(disk_bytes_copied=7)]))
+        case = doc['cases'][0]
+        for key, kind in (('storage', str), ('flags', list), ('verdict', str),
+                          ('expected', str), ('message', str),
+                          ('lost_writes', int), ('corrupt_blocks', int),
+                          ('duration_s', float), ('disk_bytes_copied', int)):
+            self.assertIsInstance(case[key], kind, key)
+
+    def test_html_marks_differences(self):
+        page = report.to_html([result(), result('shared', verdict='ERROR')])
+        self.assertEqual(1, page.count('class="v diff"'))
+        self.assertIn('#2e7d32', page)
+
+    def test_table_lists_every_case(self):
+        text = report.table([result(), result('shared', 'nova-live')])
+        self.assertEqual(4, len(text.splitlines()))
