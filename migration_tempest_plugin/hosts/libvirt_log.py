@@ -5,7 +5,7 @@ include the public API (for example log_filters="1:libvirt 1:qemu"). nova
 calls migrateToURI3 with PEER2PEER, which reaches the source libvirtd as
 virDomainMigratePerform3Params (seen on libvirt 9.0):
 
-  <time>: <tid>: debug : virDomainMigratePerform3Params:<line> : dom=0x..., (VM:
+  <time>: <tid>: debug : virDomainMigratePerform3Params:<n> : dom=0x.., (VM:
   name=instance-00000001, uuid=<uuid>), dconnuri=qemu+tcp://host/system,
   params=0x..., nparams=3, flags=0x8b
 
