@@ -114,15 +114,21 @@ def run_cases(args, lab, cases):
         except Exception as exc:  # a harness failure is this case's ERROR
             return runner.error_result(case, exc)
 
+    runner.prepare({case.storage for case in cases})
     say('lab: %d cases, %d at a time' % (len(cases), args.jobs))
     results = [None] * len(cases)
-    with futures.ThreadPoolExecutor(args.jobs) as pool:
+    pool = futures.ThreadPoolExecutor(args.jobs)
+    try:
         running = {pool.submit(run_one, case): n
                    for n, case in enumerate(cases)}
         for done, future in enumerate(futures.as_completed(running), 1):
             results[running[future]] = future.result()
             say(report.progress_line(done, len(cases),
                                      results[running[future]]))
+    finally:
+        # On Ctrl-C no queued case may start; the running ones end when
+        # the lab goes down under them.
+        pool.shutdown(wait=False, cancel_futures=True)
     return results
 
 

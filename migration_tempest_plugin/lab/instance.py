@@ -12,7 +12,7 @@ from xml.sax import saxutils
 
 from migration_tempest_plugin.lab import guest as guestlib
 
-GUEST_MEMORY_MIB = 64
+GUEST_MEMORY_MIB = 128
 
 
 def base_name(image_id):

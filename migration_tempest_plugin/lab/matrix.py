@@ -207,6 +207,15 @@ class CaseRunner(object):
         os.makedirs(self.consoles, exist_ok=True)
         self.src, self.dst = lab.nodes[0], lab.nodes[1]
 
+    def prepare(self, storages):
+        """Write the base images once, before cases run side by side."""
+        for storage in sorted(storages):
+            probe = instancelib.Instance(self.lab, storage, self.guest,
+                                         self.layout,
+                                         console_dir=self.consoles)
+            for node in probe.nodes_with_own_files():
+                probe.ensure_base(node)
+
     def _connect(self, node):
         return self.libvirt.open(node.uri)
 
