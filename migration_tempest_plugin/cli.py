@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from migration_tempest_plugin.cloud import cli as cloud_cli
 from migration_tempest_plugin import flags
 from migration_tempest_plugin.lab import commands as lab_commands
 
@@ -92,6 +93,10 @@ def build_parser():
                                 parser_class=_Parser)
     _add_flag_commands(sub)
     lab_commands.add_commands(sub)
+    cloud = sub.add_parser('cloud', help='the lab cloud: real OpenStack '
+                                         'services on the lab nodes')
+    cloud_cli.add_arguments(cloud)
+    cloud.set_defaults(func=cloud_cli.run)
     return parser
 
 

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs what the project needs outside Python: the Debian packages that
-# bindep.txt lists for the lab, then tox and bindep for this Python.
+# bindep.txt lists for the lab and its cloud, then tox and bindep for this
+# Python.
 # Usage: tools/install-deps.sh   (as root on Debian; safe to run again)
 set -eu
 cd "$(dirname "$0")/.."
@@ -11,10 +12,18 @@ if [ "$(id -u)" != 0 ]; then
 fi
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'tox>=4' bindep
 # bindep -b prints the missing packages and exits 1 when there are some.
-missing=$(python3 -m bindep -b compile lab || true)
+missing=$(python3 -m bindep -b compile lab cloud || true)
 if [ -n "$missing" ]; then
     echo "install-deps: installing Debian packages:" $missing
     export DEBIAN_FRONTEND=noninteractive
+    # The lab starts libvirtd, glusterd, MariaDB and RabbitMQ itself, on its
+    # own addresses; the packages must not start system-wide copies.
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e $policy ]; then
+        printf '#!/bin/sh\nexit 101\n' > $policy
+        chmod +x $policy
+        trap 'rm -f $policy' EXIT
+    fi
     apt-get update -qq
     # shellcheck disable=SC2086
     apt-get install -y -qq $missing >/dev/null

@@ -44,8 +44,9 @@ class ComputeHost(object):
     def read_disk(self, instance_uuid):
         """The flattened content of the instance's root disk, as bytes.
 
-        The server must be stopped first: a disk read while QEMU writes is
-        not a state the guest ever saw.
+        The server must be paused or stopped first: a disk read while the
+        guest writes is not a state the guest ever saw. -U reads past the
+        image lock of a paused QEMU, whose I/O is drained.
         """
         disk = self.instance_disk(instance_uuid)
         # gzip makes the transfer small: the oracle's blocks repeat a record.

@@ -167,9 +167,9 @@ class MigrationIntegrityTest(test.BaseTestCase):
                 exc, [(m['status'], m['source_compute'],
                        m['dest_compute']) for m in migrations]))
 
-    def _stop(self, server_id):
-        self.servers.stop_server(server_id)
-        self._wait_for(server_id, 'SHUTOFF')
+    def _pause(self, server_id):
+        self.servers.pause_server(server_id)
+        self._wait_for(server_id, 'PAUSED')
 
     def _expected_flags(self, block_migration):
         opts = CONF.migration
@@ -222,7 +222,10 @@ class MigrationIntegrityTest(test.BaseTestCase):
                             'libvirtd log of %s' % (server_id, source))
         audited = calls[-1].flags
 
-        self._stop(server_id)
+        # Pausing stops the guest's writes and drains its I/O; the console
+        # of a paused server can still be read (a stopped one has none), so
+        # history and disk describe the same moment.
+        self._pause(server_id)
         console.snapshot()
         image = self.hosts[dest].read_disk(server_id)
         history = historylib.parse(console.texts)

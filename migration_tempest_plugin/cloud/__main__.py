@@ -1,0 +1,5 @@
+import sys
+
+from migration_tempest_plugin.cloud import cli
+
+sys.exit(cli.main())

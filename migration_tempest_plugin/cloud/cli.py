@@ -1,0 +1,99 @@
+"""``python -m migration_tempest_plugin.cloud up | down | status |
+restart-compute`` (the lead wires the same parser as ``migration-lab
+cloud``: see :func:`add_arguments` and :func:`run`)."""
+
+import argparse
+import json
+import os
+import sys
+
+DEFAULT_STATE_DIR = os.environ.get('MIGRATION_LAB_STATE',
+                                   '/var/tmp/migration-lab')
+
+
+def add_arguments(parser):
+    """Add the cloud's sub-commands to `parser`."""
+    sub = parser.add_subparsers(dest='cloud_command', required=True)
+
+    def common(p):
+        p.add_argument('--state-dir', default=DEFAULT_STATE_DIR,
+                       help='the lab state folder (default %(default)s, or '
+                            '$MIGRATION_LAB_STATE)')
+    p = sub.add_parser('up', help='bring the lab and the cloud up (twice '
+                                  'is harmless)')
+    common(p)
+    p.add_argument('--storage', choices=('local', 'shared'),
+                   help='instances path: each node its own folder (local, '
+                        'the default) or the lab\'s GlusterFS share '
+                        '(shared); a cloud that is up keeps its mode')
+    p = sub.add_parser('down', help='stop the cloud, remove its databases, '
+                                    'queues and files, and the lab')
+    common(p)
+    p.add_argument('--keep-lab', action='store_true',
+                   help='leave the lab nodes up (nova\'s guests and '
+                        'instance files are removed)')
+    p = sub.add_parser('status', help='each service and compute')
+    common(p)
+    p.add_argument('--json', action='store_true')
+    p = sub.add_parser('restart-compute',
+                       help='restart one nova-compute with its nova.conf as '
+                            'it is now, and wait until it reports')
+    common(p)
+    p.add_argument('name', help='compute host, e.g. lab-n1')
+    return parser
+
+
+def run(args):
+    """Run parsed arguments; return the exit status."""
+    from migration_tempest_plugin.cloud import cloud as cloudlib
+    from migration_tempest_plugin.cloud import services
+    from migration_tempest_plugin.cloud import venv as venvlib
+    if os.geteuid() != 0:
+        print('cloud: needs root (the lab\'s namespaces, MariaDB, '
+              'RabbitMQ)', file=sys.stderr)
+        return 1
+    try:
+        if args.cloud_command == 'up':
+            c = cloudlib.Cloud(args.state_dir, args.storage)
+            meta = c.meta()
+            if (args.storage and meta.get('state') == 'up'
+                    and meta.get('storage') != args.storage):
+                raise cloudlib.CloudError(
+                    'the cloud is up with storage %s; take it down first'
+                    % meta.get('storage'))
+            return c.up()
+        if args.cloud_command == 'down':
+            return cloudlib.Cloud(args.state_dir).down(keep_lab=args.keep_lab)
+        if args.cloud_command == 'status':
+            status = cloudlib.Cloud(args.state_dir).status()
+            if args.json:
+                print(json.dumps(status, indent=2, sort_keys=True))
+            else:
+                print(cloudlib.format_status(status))
+            return 0 if status['up'] else 3
+        if args.cloud_command == 'restart-compute':
+            c = cloudlib.Cloud(args.state_dir)
+            c.restart_compute(args.name)
+            print('cloud: %s restarted and reporting' % args.name)
+            return 0
+    except (cloudlib.CloudError, services.ServiceError,
+            venvlib.VenvError) as exc:
+        print('cloud: ERROR: %s' % exc, file=sys.stderr)
+        return 1
+    except Exception as exc:
+        # LabError and friends: one message, non-zero.
+        if type(exc).__name__ in ('LabError', 'LabCommandError',
+                                  'StorageError', 'GuestBuildError'):
+            print('cloud: ERROR: %s' % exc, file=sys.stderr)
+            return 1
+        raise
+    return 2
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog='python -m migration_tempest_plugin.cloud',
+        description='The lab cloud: keystone, placement, glance, neutron '
+                    'and nova on the two lab nodes.')
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

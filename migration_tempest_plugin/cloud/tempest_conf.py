@@ -1,0 +1,170 @@
+"""A tempest workspace for the lab cloud.
+
+``<cloud>/tempest/`` holds ``etc/tempest.conf`` (rendered here),
+``etc/compute-hosts.yaml`` (how the plugin's host access reaches each lab
+compute) and ``logs/``.  Run tempest from that folder::
+
+    cd /var/tmp/migration-lab/cloud/tempest
+    tempest run --config-file etc/tempest.conf --regex migration_tempest_plugin
+
+(tempest writes its .stestr.conf there on the first run).
+"""
+
+import collections
+import json
+import os
+import sys
+
+from migration_tempest_plugin.cloud import config as cfg
+
+
+def tempest_sections(s, ids, hosts_file, workspace):
+    """{section: {option: value}} of tempest.conf.
+
+    `ids` holds the bootstrap's image_id and flavors {'guest', 'alt'}.
+    Block migration is what live migration does on local storage; on the
+    shared instances path it is a plain live migration.
+    """
+    block = s.storage == 'local'
+    migration = cfg.migration_options(s.migration)
+    flavors = ids['flavors']
+    sections = collections.OrderedDict()
+    sections['DEFAULT'] = collections.OrderedDict([
+        ('log_dir', os.path.join(workspace, 'logs')),
+        ('log_file', 'tempest.log'),
+    ])
+    sections['oslo_concurrency'] = {'lock_path': os.path.join(workspace,
+                                                              'lock')}
+    sections['auth'] = collections.OrderedDict([
+        ('admin_username', cfg.ADMIN_USER),
+        ('admin_password', s.secrets['admin']),
+        ('admin_project_name', cfg.ADMIN_PROJECT),
+        ('admin_domain_name', cfg.DOMAIN),
+        ('default_credentials_domain_name', cfg.DOMAIN),
+        # Member (and alt) credentials are made per test class from the
+        # admin ones; the lab's own member user is in clouds.yaml.
+        ('use_dynamic_credentials', True),
+        ('create_isolated_networks', False),
+    ])
+    sections['identity'] = collections.OrderedDict([
+        ('uri_v3', s.auth_url),
+        ('auth_version', 'v3'),
+        ('region', cfg.REGION),
+        ('v3_endpoint_type', 'public'),
+    ])
+    sections['identity-feature-enabled'] = {'api_v2': False}
+    sections['compute'] = collections.OrderedDict([
+        ('image_ref', ids['image_id']),
+        ('image_ref_alt', ids['image_id']),
+        ('flavor_ref', flavors['guest']),
+        ('flavor_ref_alt', flavors['alt']),
+        ('min_compute_nodes', 2),
+        ('min_microversion', '2.1'),
+        ('max_microversion', 'latest'),
+        ('region', cfg.REGION),
+        ('endpoint_type', 'publicURL'),
+        ('build_timeout', 300),
+        ('fixed_network_name', ''),
+    ])
+    sections['compute-feature-enabled'] = collections.OrderedDict([
+        ('live_migration', True),
+        ('block_migration_for_live_migration', block),
+        ('block_migrate_cinder_iscsi', False),
+        ('live_migrate_back_and_forth', False),
+        # Cold migration and resize reach the other compute over SSH (disk
+        # copy, shared-path probe); the lab's nodes run no SSH server.
+        ('cold_migration', False),
+        ('resize', False),
+        ('console_output', True),
+        ('vnc_console', False),
+        ('spice_console', False),
+        ('serial_console', False),
+        ('rescue', False),
+        ('shelve', False),
+        ('snapshot', False),
+        ('suspend', False),
+        ('change_password', False),
+        ('config_drive', False),
+        ('personality', False),
+        ('interface_attach', False),
+        ('attach_encrypted_volume', False),
+        ('volume_multiattach', False),
+    ])
+    sections['service_available'] = collections.OrderedDict([
+        ('nova', True), ('glance', True), ('neutron', True),
+        ('cinder', False), ('swift', False), ('heat', False),
+        ('horizon', False),
+    ])
+    sections['network'] = collections.OrderedDict([
+        ('project_networks_reachable', False),
+        ('shared_physical_network', False),
+        ('region', cfg.REGION),
+    ])
+    sections['image'] = {'region': cfg.REGION}
+    sections['placement'] = {'region': cfg.REGION}
+    sections['validation'] = collections.OrderedDict([
+        ('run_validation', False),
+        ('image_ssh_user', 'root'),
+    ])
+    sections['migration'] = collections.OrderedDict([
+        ('storage', cfg.PLUGIN_STORAGE[s.storage]),
+        ('host_access', 'lab'),
+        ('image_ref', ids['image_id']),
+        ('flavor_ref', flavors['guest']),
+        ('compute_hosts_file', hosts_file),
+        ('libvirtd_log_path', '/var/log/libvirt/libvirtd.log'),
+        ('report_dir', os.path.join(workspace, 'reports')),
+    ])
+    for key in cfg.MIGRATION_OPTIONS:
+        sections['migration'][key] = migration[key]
+    return sections
+
+
+def tempest_conf(s, ids, hosts_file, workspace):
+    return cfg.render_ini(tempest_sections(s, ids, hosts_file, workspace),
+                          cfg.HEADER)
+
+
+def compute_hosts(s, nodes, state_dir):
+    """The compute-hosts file: per hypervisor hostname, how to reach that
+    lab node.  `nodes` are (ComputeNode, lab node) pairs."""
+    # The keys that migration_tempest_plugin.hosts.access reads: the lab's
+    # state folder, and per host its lab node, instances path and libvirtd
+    # log (a path inside the node); the rest is for people and tools.
+    out = collections.OrderedDict([('_state_dir', state_dir)])
+    for compute, node in nodes:
+        out[compute.name] = collections.OrderedDict([
+            ('node', getattr(node, 'name', None)),
+            ('libvirtd_log_path', '/var/log/libvirt/libvirtd.log'),
+            ('service_host', compute.name),
+            ('address', compute.address),
+            ('nova_conf', os.path.join(s.nova_compute_dir(compute.name),
+                                       'nova.conf')),
+            ('nova_compute_log', s.path('logs',
+                                        'nova-compute-%s.log'
+                                        % compute.name)),
+            ('libvirtd_log', getattr(node, 'libvirtd_log', None)),
+            ('libvirt_uri', getattr(node, 'uri', None)),
+            ('instances_path', compute.instances_path),
+            ('enter', getattr(node, 'argv', lambda a: a)([])),
+            ('restart', [sys.executable, '-m',
+                         'migration_tempest_plugin.cloud', 'restart-compute',
+                         compute.name, '--state-dir', state_dir]),
+        ])
+    # JSON is YAML: no YAML library needed to write it.
+    return json.dumps(out, indent=2) + '\n'
+
+
+def write_workspace(s, ids, nodes, state_dir):
+    """Write the workspace; return the path of its tempest.conf."""
+    workspace = s.path('tempest')
+    for sub in ('etc', 'logs', 'lock', 'reports'):
+        os.makedirs(os.path.join(workspace, sub), exist_ok=True)
+    hosts_file = os.path.join(workspace, 'etc', 'compute-hosts.yaml')
+    with open(hosts_file, 'w') as f:
+        f.write(compute_hosts(s, nodes, state_dir))
+    conf = os.path.join(workspace, 'etc', 'tempest.conf')
+    with open(conf + '.tmp', 'w') as f:
+        f.write(tempest_conf(s, ids, hosts_file, workspace))
+    os.replace(conf + '.tmp', conf)
+    return conf
