@@ -259,6 +259,7 @@ def _copies_storage(flags):
 
 
 UNSAFE_MESSAGE = 'Unsafe migration: Migration without shared storage is unsafe'
+NO_DISK_MESSAGE = 'Cannot access storage file'
 LOCKED_COPY_MESSAGE = ("unable to execute QEMU command 'block-export-add'")
 
 
@@ -302,10 +303,14 @@ def expect(flags, storage, via_nova=False):
                                'each host has its own disk; the copy goes '
                                'to a separate file')
         if has(flags, 'UNSAFE'):
-            # Nothing stops it, and the destination opens a different file.
-            return Expectation(Outcome.DATA_AT_RISK,
-                               'UNSAFE skips the shared-storage check; the '
-                               'destination runs on its own stale disk')
+            # UNSAFE skips the shared-storage check, but nothing copies the
+            # disk: the destination QEMU finds no file (seen in the lab,
+            # libvirt 9.0). Where a stale copy sits at that path, the guest
+            # would run on it instead.
+            return Expectation(Outcome.REFUSED_BY_LIBVIRT,
+                               'UNSAFE skips the shared-storage check, but '
+                               'the destination has no copy of the disk',
+                               NO_DISK_MESSAGE)
         # qemuMigrationSrcIsSafe(): local filesystem, no copy.
         return Expectation(Outcome.REFUSED_BY_LIBVIRT,
                            'no disk copy and the disk is not on shared '

@@ -142,8 +142,9 @@ class TestSafetyRules(testtools.TestCase):
     def test_unsafe_flag(self):
         self.assertEqual(flags.Outcome.INTACT, self.expect(
             'LIVE|PEER2PEER|UNSAFE', 'shared-nolock').outcome)
-        self.assertEqual(flags.Outcome.DATA_AT_RISK, self.expect(
-            'LIVE|PEER2PEER|UNSAFE', 'local').outcome)
+        local = self.expect('LIVE|PEER2PEER|UNSAFE', 'local')
+        self.assertEqual(flags.Outcome.REFUSED_BY_LIBVIRT, local.outcome)
+        self.assertEqual(flags.NO_DISK_MESSAGE, local.message)
 
     def test_nova_prechecks(self):
         result = self.expect('LIVE|PEER2PEER|NON_SHARED_INC', 'nfs',
