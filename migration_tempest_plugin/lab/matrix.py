@@ -150,25 +150,30 @@ class Result:
         return dataclasses.asdict(self)
 
 
-def agreement(outcome, verdict):
-    """Does an observed verdict match the expected outcome?"""
+def agreement(expectation, verdict, message=''):
+    """Does an observed verdict (and refusal message) match the expected
+    outcome? A refusal must carry the refusing component's expected words:
+    refused for another reason is a finding too."""
     pairs = {
         flags.Outcome.INTACT: ('INTACT',),
         flags.Outcome.REFUSED_BY_LIBVIRT: ('REFUSED',),
         flags.Outcome.REFUSED_BY_NOVA: ('REFUSED',),
         flags.Outcome.DATA_AT_RISK: ('DATA-LOSS',),
     }
-    return verdict in pairs[outcome]
+    if verdict not in pairs[expectation.outcome]:
+        return False
+    return verdict != 'REFUSED' or expectation.message in message
 
 
 def finding_text(expectation, verdict, message):
-    if agreement(expectation.outcome, verdict):
+    if agreement(expectation, verdict, message):
         return ''
     if expectation.outcome is flags.Outcome.DATA_AT_RISK and \
             verdict == 'INTACT':
         return 'data at risk, but no write was lost in this run'
     return 'expected %s, observed %s%s' % (
-        expectation.outcome.value, verdict,
+        str(expectation) if verdict == 'REFUSED'
+        else expectation.outcome.value, verdict,
         (': ' + message) if message else '')
 
 
@@ -298,7 +303,7 @@ class CaseRunner(object):
             flags=flags.names(case.flags), verdict=verdict,
             expected=str(expectation),
             expected_outcome=expectation.outcome.value,
-            agrees=agreement(expectation.outcome, verdict),
+            agrees=agreement(expectation, verdict, message),
             message=message, control=case.control,
             migrated=outcome.get('migrated', False),
             post_copy=outcome.get('post_copy', False),

@@ -14,8 +14,9 @@ def result(storage='local', flag_set='nova-block', verdict='INTACT',
     return matrix.Result(
         storage=storage, flag_set=flag_set, flags=['LIVE'], verdict=verdict,
         expected=str(exp), expected_outcome=expected.value,
-        agrees=matrix.agreement(expected, verdict), control=control,
-        finding=matrix.finding_text(exp, verdict, kw.pop('message', '')),
+        agrees=matrix.agreement(exp, verdict, kw.get('message', '')),
+        control=control,
+        finding=matrix.finding_text(exp, verdict, kw.get('message', '')),
         **kw)
 
 
@@ -60,12 +61,20 @@ class TestMatrix(testtools.TestCase):
                              case.expectation().outcome)
 
     def test_agreement(self):
-        self.assertTrue(matrix.agreement(flags.Outcome.DATA_AT_RISK,
-                                         'DATA-LOSS'))
-        self.assertFalse(matrix.agreement(flags.Outcome.INTACT, 'DATA-LOSS'))
-        self.assertTrue(matrix.agreement(flags.Outcome.REFUSED_BY_NOVA,
-                                         'REFUSED'))
-        self.assertFalse(matrix.agreement(flags.Outcome.INTACT, 'ERROR'))
+        def agrees(outcome, verdict, message='', expected_message=''):
+            return matrix.agreement(
+                flags.Expectation(outcome, 'why', expected_message),
+                verdict, message)
+        self.assertTrue(agrees(flags.Outcome.DATA_AT_RISK, 'DATA-LOSS'))
+        self.assertFalse(agrees(flags.Outcome.INTACT, 'DATA-LOSS'))
+        self.assertTrue(agrees(flags.Outcome.REFUSED_BY_NOVA, 'REFUSED'))
+        self.assertFalse(agrees(flags.Outcome.INTACT, 'ERROR'))
+        # Refused, but not for the expected reason.
+        self.assertTrue(agrees(flags.Outcome.REFUSED_BY_LIBVIRT, 'REFUSED',
+                               'Unsafe migration: x', 'Unsafe migration'))
+        self.assertFalse(agrees(flags.Outcome.REFUSED_BY_LIBVIRT, 'REFUSED',
+                                'Cannot access storage file',
+                                'Unsafe migration'))
 
     def test_finding_says_what_differs(self):
         r = result(verdict='DATA-LOSS', message='lost 3')
