@@ -52,8 +52,8 @@ def hist(writes=WRITES, **kw):
     return history.parse(history.render(LAYOUT, RUN, writes, **kw))
 
 
-def check(h, data):
-    res = checker.check(h, bytes(data))
+def check(h, data, **kwargs):
+    res = checker.check(h, bytes(data), **kwargs)
     # every result must serialise
     json.dumps(res.to_dict())
     return res
@@ -357,6 +357,17 @@ class TestHistoryProblems(testtools.TestCase):
         p = res.history_problems[0]
         self.assertEqual(('gap', 33), (p.kind, p.line))  # ack of seq 31
         self.assertIn('seq 30..30 missing', res.message)
+
+    def test_tolerated_gap(self):
+        text = history.render(LAYOUT, RUN, WRITES).splitlines(True)
+        del text[2 + 30]
+        res = check(history.parse(''.join(text)), disk(), tolerate=('gap',))
+        self.assertEqual('INTACT', res.verdict, res.message)
+        self.assertEqual(['gap'], [p.kind for p in res.history_problems])
+        # Only the kinds named are tolerated.
+        text[5] = text[5].replace('MTP ACK', 'MTP ACK x')
+        res = check(history.parse(''.join(text)), disk(), tolerate=('gap',))
+        self.assertEqual('ERROR', res.verdict)
 
     def test_gap_does_not_hide_data_loss(self):
         text = history.render(LAYOUT, RUN, WRITES).splitlines(True)

@@ -229,7 +229,9 @@ class MigrationIntegrityTest(test.BaseTestCase):
         console.snapshot()
         image = self.hosts[dest].read_disk(server_id)
         history = historylib.parse(console.texts)
-        report = checker.check(history, image)
+        # Polling nova's console API leaves gaps (and the source's console
+        # log is gone after the migration); see checker.check().
+        report = checker.check(history, image, tolerate=('gap',))
         self._save_report('live-migration-%s' % server_id, {
             'storage': CONF.migration.storage,
             'flags': flags.names(audited),
