@@ -131,7 +131,8 @@ class MigrationIntegrityTest(test.BaseTestCase):
                 return
             time.sleep(1)
 
-    def _wait_for(self, server_id, status, host=None, timeout=None):
+    def _wait_for(self, server_id, status, host=None, timeout=None,
+                  on_poll=None):
         timeout = timeout or CONF.compute.build_timeout
         deadline = time.time() + timeout
         server = {}
@@ -146,6 +147,8 @@ class MigrationIntegrityTest(test.BaseTestCase):
                     (host is None or
                      server['OS-EXT-SRV-ATTR:host'] == host)):
                 return server
+            if on_poll:
+                on_poll()
             time.sleep(1)
         raise lib_exc.TimeoutException(
             'server %s: status %s, host %s, task %s after %ds (wanted %s%s)'
@@ -154,12 +157,16 @@ class MigrationIntegrityTest(test.BaseTestCase):
                server.get('OS-EXT-STS:task_state'), timeout, status,
                ' on ' + host if host else ''))
 
-    def _live_migrate(self, server_id, dest, block_migration='auto'):
+    def _live_migrate(self, server_id, dest, block_migration='auto',
+                      console=None):
         self.servers.live_migrate_server(server_id, host=dest,
                                          block_migration=block_migration)
         try:
-            return self._wait_for(server_id, 'ACTIVE', host=dest,
-                                  timeout=CONF.migration.migration_timeout)
+            # Keep reading the console: the source's log is gone after.
+            return self._wait_for(
+                server_id, 'ACTIVE', host=dest,
+                timeout=CONF.migration.migration_timeout,
+                on_poll=console.snapshot if console else None)
         except lib_exc.TimeoutException as exc:
             migrations = self.migrations.list_migrations(
                 instance_uuid=server_id)['migrations']
@@ -208,7 +215,7 @@ class MigrationIntegrityTest(test.BaseTestCase):
         console = ConsoleRecorder(self.servers, server_id)
         console.wait_for_acks(ACKS_BEFORE, CONF.compute.build_timeout)
 
-        self._live_migrate(server_id, dest)
+        self._live_migrate(server_id, dest, console=console)
         # The guest goes on writing on the destination.
         console.wait_for_acks(console.acks() + ACKS_AFTER,
                               CONF.compute.build_timeout)
