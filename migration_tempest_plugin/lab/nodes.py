@@ -1033,6 +1033,12 @@ class Lab:
             if left:
                 problems.append('libvirtd on %s still alive' % node.name)
             self.procs.forget(node.proc_key)
+        # Persistent definitions (nova defines its domains) would come back
+        # with the next libvirtd, and a new nova-compute refuses to start
+        # beside instances it does not know.
+        definitions = os.path.join(node.dir, 'etc-libvirt', 'qemu')
+        if os.path.isdir(definitions):
+            shutil.rmtree(definitions, ignore_errors=True)
 
     def _qemu_from_pidfiles(self, node):
         """QEMU processes named by libvirt's pid files, for a namespace that
