@@ -1017,9 +1017,18 @@ class Lab:
         say('lab down in %.1fs' % (time.monotonic() - started))
 
     def _end_guests(self, node, problems):
-        """End QEMU first (it holds the disks), then libvirtd."""
-        if not node.namespaces_exist():
-            return
+        """End QEMU first (it holds the disks), then libvirtd, then forget
+        the domains."""
+        if node.namespaces_exist():
+            self._end_qemu_and_libvirtd(node, problems)
+        # Persistent definitions (nova defines its domains) would come back
+        # with the next libvirtd, and a new nova-compute refuses to start
+        # beside instances it does not know.
+        definitions = os.path.join(node.dir, 'etc-libvirt', 'qemu')
+        if os.path.isdir(definitions):
+            shutil.rmtree(definitions, ignore_errors=True)
+
+    def _end_qemu_and_libvirtd(self, node, problems):
         daemons = {self.procs.pid(k) for k in self.procs.names()}
         guests = [(p, _proc_stat(p)[1]) for p in node.pids()
                   if p not in daemons and _proc_stat(p)]
@@ -1033,12 +1042,6 @@ class Lab:
             if left:
                 problems.append('libvirtd on %s still alive' % node.name)
             self.procs.forget(node.proc_key)
-        # Persistent definitions (nova defines its domains) would come back
-        # with the next libvirtd, and a new nova-compute refuses to start
-        # beside instances it does not know.
-        definitions = os.path.join(node.dir, 'etc-libvirt', 'qemu')
-        if os.path.isdir(definitions):
-            shutil.rmtree(definitions, ignore_errors=True)
 
     def _qemu_from_pidfiles(self, node):
         """QEMU processes named by libvirt's pid files, for a namespace that
