@@ -170,7 +170,7 @@ def control_summary(results):
     return summary
 
 
-def controls_hold(summary):
+def controls_hold(summary, out=say):
     """Loss controls: DATA-LOSS in at least 4 of 5 runs (80%); intact
     controls: INTACT every time."""
     ok = True
@@ -180,7 +180,7 @@ def controls_hold(summary):
         else:
             holds = entry['held'] == entry['runs']
         ok = ok and holds
-        say('control %-36s %-6s %d/%d %s' % (
+        out('control %-36s %-6s %d/%d %s' % (
             key, entry['control'], entry['held'], entry['runs'],
             'holds' if holds else 'FAILS'))
     return ok

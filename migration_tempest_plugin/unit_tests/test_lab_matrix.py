@@ -86,6 +86,10 @@ class TestMatrix(testtools.TestCase):
 
 class TestControlsAndReports(testtools.TestCase):
 
+    def setUp(self):
+        super().setUp()
+        self.lines = []
+
     def test_loss_control_needs_four_of_five(self):
         runs = [result('shared-nolock', 'nova-block', 'DATA-LOSS',
                        flags.Outcome.DATA_AT_RISK, control='loss')] * 4
@@ -94,16 +98,17 @@ class TestControlsAndReports(testtools.TestCase):
         summary = commands.control_summary(runs)
         self.assertEqual({'control': 'loss', 'runs': 5, 'held': 4},
                          summary['shared-nolock/nova-block'])
-        self.assertTrue(commands.controls_hold(summary))
+        self.assertTrue(commands.controls_hold(summary, out=self.lines.append))
         runs[0] = runs[-1]
         self.assertFalse(commands.controls_hold(
-            commands.control_summary(runs)))
+            commands.control_summary(runs), out=self.lines.append))
+        self.assertIn('loss   3/5 FAILS', self.lines[-1])
 
     def test_intact_control_must_hold_every_time(self):
         runs = [result(control='intact')] * 4 + [
             result(verdict='DATA-LOSS', control='intact')]
         self.assertFalse(commands.controls_hold(
-            commands.control_summary(runs)))
+            commands.control_summary(runs), out=self.lines.append))
 
     def test_json_has_the_minimum_shape(self):
         doc = json.loads(report.to_json([result(disk_bytes_copied=7)]))
