@@ -15,6 +15,8 @@ import signal
 import subprocess
 import time
 
+from migration_tempest_plugin.lab import nodes
+
 
 class ServiceError(Exception):
     """A service failed: the message names it and ends with its log tail."""
@@ -31,14 +33,8 @@ def _stat(pid):
     return fields[0], int(fields[3]), int(fields[19])
 
 
-def alive(pid, start=None):
-    st = _stat(pid)
-    if st is None or st[0] in ('Z', 'X'):
-        if st is not None:
-            with contextlib.suppress(ChildProcessError, OSError):
-                os.waitpid(pid, os.WNOHANG)
-        return False
-    return start is None or st[2] == start
+# The lab's own test: alive, not a zombie (reaped if so), same start time.
+alive = nodes.pid_alive
 
 
 def session_members(leader, start):

@@ -530,18 +530,7 @@ class Sandbox:
     def spawn(self, key, argv, log):
         """Start a long-lived command in the sandbox, in the foreground of
         its own session, and record its PID under `key`."""
-        os.makedirs(os.path.dirname(log), exist_ok=True)
-        full = self.argv(argv)
-        with open(log, 'ab') as out:
-            out.write(('\n--- %s %s\n' % (time.strftime('%F %T'),
-                                          ' '.join(full))).encode())
-            out.flush()
-            proc = subprocess.Popen(full, stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=subprocess.STDOUT,
-                                    cwd='/', env=self.lab.env(),
-                                    start_new_session=True)
-        self.lab.procs.record(key, proc, full, log)
-        return proc
+        return self.lab.spawn_host(key, self.argv(argv), log)
 
     def mounts(self):
         res = self.run(['cat', '/proc/self/mountinfo'])
