@@ -53,3 +53,23 @@ def migrate_calls(text, uuid=None):
                                  uri.group(1) if uri else '',
                                  int(match.group('flags'), 0), number))
     return calls
+
+
+# Any public API call on a domain, e.g. virDomainMigrateStartPostCopy (nova's
+# switch to post-copy) or virDomainAbortJob (nova's abort).
+_DOMAIN_CALL = re.compile(
+    r'(?P<api>vir\w+):\d+ : dom=[^,]*, \(VM: name=[^,]*, '
+    r'uuid=(?P<uuid>[0-9a-f-]{36})\)')
+
+
+def domain_calls(text, api, uuid):
+    """Line numbers of every call of public API `api` on domain `uuid`."""
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if api not in line:
+            continue
+        match = _DOMAIN_CALL.search(line)
+        if match and match.group('api') == api and \
+                match.group('uuid') == uuid:
+            found.append(number)
+    return found

@@ -34,3 +34,22 @@ class TestMigrateCalls(testtools.TestCase):
         self.assertEqual(
             [], libvirt_log.migrate_calls(LOG, 'f' * 8 + UUID[8:]))
         self.assertEqual([], libvirt_log.migrate_calls(''))
+
+
+class TestDomainCalls(testtools.TestCase):
+
+    def test_finds_a_post_copy_switch_of_one_domain(self):
+        text = LOG + (
+            '2026-11-26 18:00:09.000+0000: 821: debug : '
+            'virDomainMigrateStartPostCopy:9120 : dom=0x7f01, (VM: '
+            'name=instance-00000001, uuid=%s), flags=0x0\n' % UUID)
+        self.assertEqual([6], libvirt_log.domain_calls(
+            text, 'virDomainMigrateStartPostCopy', UUID))
+        self.assertEqual([], libvirt_log.domain_calls(
+            text, 'virDomainMigrateStartPostCopy', OTHER))
+
+    def test_other_apis_do_not_count(self):
+        self.assertEqual([], libvirt_log.domain_calls(
+            LOG, 'virDomainMigrateStartPostCopy', UUID))
+        self.assertEqual([4], libvirt_log.domain_calls(
+            LOG, 'virDomainMigratePerform3Params', UUID))
