@@ -1,5 +1,6 @@
 """Integrity oracle: block format (blocks), guest workload (agent.sh),
-console history (history) and the pure checker (checker).
+console history (history), the merging of console captures polled from
+nova (console) and the pure checker (checker).
 
 See doc/source/oracle.rst.
 """
