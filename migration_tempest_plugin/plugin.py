@@ -1,5 +1,6 @@
 import os
 
+from tempest import config as tempest_config
 from tempest.test_discover import plugins
 
 from migration_tempest_plugin import config
@@ -18,3 +19,13 @@ class MigrationTempestPlugin(plugins.TempestPlugin):
 
     def get_opt_lists(self):
         return config.list_opts()
+
+    def get_service_clients(self):
+        params = {
+            'name': 'migration_compute',
+            'service_version': 'migration_compute',
+            'module_path': 'migration_tempest_plugin.services',
+            'client_names': ['LiveMigrationsClient'],
+        }
+        params.update(tempest_config.service_client_config('compute'))
+        return [params]

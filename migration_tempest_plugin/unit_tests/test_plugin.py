@@ -1,4 +1,5 @@
 import os
+from unittest import mock
 
 from oslo_config import cfg
 from tempest import config as tempest_config
@@ -57,3 +58,15 @@ class TestPluginLoading(testtools.TestCase):
     def test_get_opt_lists(self):
         lists = plugin.MigrationTempestPlugin().get_opt_lists()
         self.assertEqual(['migration'], [group for group, _ in lists])
+
+
+class TestServiceClients(testtools.TestCase):
+
+    def test_live_migrations_client_is_registered(self):
+        with mock.patch.object(tempest_config, 'service_client_config',
+                               return_value={'service': 'compute'}):
+            params, = plugin.MigrationTempestPlugin().get_service_clients()
+        self.assertEqual('migration_tempest_plugin.services',
+                         params['module_path'])
+        self.assertEqual(['LiveMigrationsClient'], params['client_names'])
+        self.assertEqual('compute', params['service'])
