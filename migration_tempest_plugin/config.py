@@ -58,8 +58,12 @@ MigrationOpts = [
                help='How to reach compute hosts for the flag audit '
                     '(libvirtd log) and nova.conf changes.'),
     cfg.StrOpt('compute_hosts_file',
-               help='YAML file mapping each compute hypervisor hostname to '
-                    'its address, nova.conf path and restart command.'),
+               help='YAML file mapping each nova-compute host name to how '
+                    'to reach it: address (ssh), instances_path, '
+                    'libvirtd_log_path, nova_conf (the nova.conf that '
+                    'nova-compute reads) and restart_command (a shell '
+                    'command that restarts nova-compute, run as root on '
+                    'that host).'),
     cfg.StrOpt('ssh_user', default='stack',
                help='User for SSH to compute hosts.'),
     cfg.StrOpt('ssh_key_file',
@@ -67,6 +71,17 @@ MigrationOpts = [
     cfg.StrOpt('libvirtd_log_path', default='/var/log/libvirt/libvirtd.log',
                help='libvirtd debug log on each compute host, with the '
                     'public API logged so the migrate call flags show.'),
+    cfg.BoolOpt('reconfigure_computes', default=True,
+                help="Whether the tests may change nova's [libvirt] "
+                     'migration options in the nova.conf of the compute '
+                     'hosts (through host_access), restart nova-compute, '
+                     'and restore the files afterwards. When false, the '
+                     'tests of other configurations than the one the cloud '
+                     'runs with are skipped.'),
+    cfg.IntOpt('slow_migration_bandwidth', default=1, min=1,
+               help="MiB/s to which the abort and force-complete tests cap "
+                    "nova's [libvirt] live_migration_bandwidth, so that a "
+                    'migration lasts long enough to act on it.'),
     cfg.StrOpt('report_dir',
                help='Folder for per-test integrity reports (JSON).'),
 ]

@@ -109,6 +109,8 @@ def tempest_sections(s, ids, hosts_file, workspace):
     sections['migration'] = collections.OrderedDict([
         ('storage', cfg.PLUGIN_STORAGE[s.storage]),
         ('host_access', 'lab'),
+        # The lab's nova.conf files are ours: the tests may change them.
+        ('reconfigure_computes', True),
         ('image_ref', ids['image_id']),
         ('flavor_ref', flavors['guest']),
         ('compute_hosts_file', hosts_file),

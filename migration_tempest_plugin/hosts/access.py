@@ -3,13 +3,16 @@
 Two ways, one interface: SSH to devstack compute hosts (as
 whitebox-tempest-plugin does), or the embedded lab's nodes on this machine.
 What the tests need from a host is small: run a command, read the libvirtd
-log, and read back an instance's disk as the guest sees it.
+log, read back an instance's disk as the guest sees it, see whether an
+instance left anything behind, and change nova-compute's nova.conf and
+restart it.
 """
 
 import base64
 import gzip
 import os
 import shlex
+import subprocess
 
 import yaml
 
@@ -23,10 +26,12 @@ class HostAccessError(Exception):
 class ComputeHost(object):
     """One compute host; subclasses say how commands reach it."""
 
-    def __init__(self, name, instances_path, libvirtd_log_path):
+    def __init__(self, name, instances_path, libvirtd_log_path,
+                 nova_conf=None):
         self.name = name
         self.instances_path = instances_path
         self.libvirtd_log_path = libvirtd_log_path
+        self.nova_conf = nova_conf
 
     def execute(self, argv):
         """Run argv (a list) on the host as root; return its stdout."""
@@ -35,8 +40,34 @@ class ComputeHost(object):
     def read_text(self, path):
         return self.execute(['cat', path])
 
+    def write_text(self, path, text):
+        """Replace the file at `path` with `text`, atomically."""
+        encoded = base64.b64encode(text.encode()).decode()
+        script = ('set -e; echo {data} | base64 -d > {tmp}; '
+                  'chmod --reference={path} {tmp} 2>/dev/null || true; '
+                  'mv -f {tmp} {path}').format(
+                      data=encoded, path=shlex.quote(path),
+                      tmp=shlex.quote(path + '.mtp-tmp'))
+        self.execute(['sh', '-c', script])
+
     def libvirtd_log(self):
         return self.read_text(self.libvirtd_log_path)
+
+    def restart_nova_compute(self):
+        raise NotImplementedError
+
+    def has_domain(self, instance_uuid):
+        """True when this host's libvirt knows the instance's domain."""
+        out = self.execute(['sh', '-c', 'virsh -c qemu:///system domstate '
+                            '%s >/dev/null 2>&1 && echo yes || echo no'
+                            % shlex.quote(instance_uuid)])
+        return out.strip() == 'yes'
+
+    def has_instance_dir(self, instance_uuid):
+        out = self.execute(['sh', '-c', 'test -e %s && echo yes || echo no'
+                            % shlex.quote(os.path.dirname(
+                                self.instance_disk(instance_uuid)))])
+        return out.strip() == 'yes'
 
     def instance_disk(self, instance_uuid):
         return os.path.join(self.instances_path, instance_uuid, 'disk')
@@ -60,11 +91,13 @@ class ComputeHost(object):
 class SSHComputeHost(ComputeHost):
     """A devstack compute host reached over SSH with sudo."""
 
-    def __init__(self, name, address, user, key_file, **kwargs):
+    def __init__(self, name, address, user, key_file, restart_command=None,
+                 **kwargs):
         super().__init__(name, **kwargs)
         self.address = address
         self.user = user
         self.key_file = key_file
+        self.restart_command = restart_command
 
     def execute(self, argv):
         from tempest.lib.common import ssh
@@ -73,13 +106,21 @@ class SSHComputeHost(ComputeHost):
         return client.exec_command('sudo ' + ' '.join(
             shlex.quote(a) for a in argv))
 
+    def restart_nova_compute(self):
+        if not self.restart_command:
+            raise HostAccessError('no restart_command for compute host %s '
+                                  'in [migration] compute_hosts_file'
+                                  % self.name)
+        self.execute(['sh', '-c', self.restart_command])
+
 
 class LabComputeHost(ComputeHost):
     """A node of the embedded lab, reached through its namespaces."""
 
-    def __init__(self, name, node, **kwargs):
+    def __init__(self, name, node, restart_argv=None, **kwargs):
         super().__init__(name, **kwargs)
         self.node = node
+        self.restart_argv = restart_argv
 
     def execute(self, argv):
         result = self.node.run(argv, check=False)
@@ -91,6 +132,15 @@ class LabComputeHost(ComputeHost):
     def libvirtd_log(self):
         with open(self.node.libvirtd_log, errors='replace') as f:
             return f.read()
+
+    def restart_nova_compute(self):
+        # The lab cloud's own command: it runs here, not inside the node,
+        # and returns once the restarted service has reported to nova.
+        result = subprocess.run(self.restart_argv, capture_output=True,
+                                text=True, stdin=subprocess.DEVNULL)
+        if result.returncode:
+            raise HostAccessError('restarting nova-compute on %s: %s' % (
+                self.name, (result.stderr or result.stdout).strip()[-300:]))
 
 
 def load_hosts(conf):
@@ -113,13 +163,16 @@ def load_hosts(conf):
             instances_path=entry.get('instances_path',
                                      '/opt/stack/data/nova/instances'),
             libvirtd_log_path=entry.get('libvirtd_log_path',
-                                        opts.libvirtd_log_path))
+                                        opts.libvirtd_log_path),
+            nova_conf=entry.get('nova_conf'))
         if lab is not None:
             hosts[name] = LabComputeHost(name, lab.node(entry['node']),
+                                         restart_argv=entry.get('restart'),
                                          **common)
         else:
             hosts[name] = SSHComputeHost(
                 name, entry.get('address', name),
                 entry.get('user', opts.ssh_user),
-                entry.get('key_file', opts.ssh_key_file), **common)
+                entry.get('key_file', opts.ssh_key_file),
+                restart_command=entry.get('restart_command'), **common)
     return hosts
