@@ -1,0 +1,128 @@
+"""Live and block migration through nova with nova's configuration as the
+cloud runs it: every acknowledged guest write survives, and nova hands
+libvirt the flags its policy promises."""
+
+from tempest.common import waiters
+from tempest import config
+from tempest.lib import decorators
+from tempest.lib import exceptions as lib_exc
+
+from migration_tempest_plugin.tests import base
+
+CONF = config.CONF
+
+# nova's pre-check messages (nova/exception.py and the libvirt driver).
+BLOCK_ON_SHARED = 'Block migration can not be used with shared storage.'
+LIVE_WITHOUT_SHARED = ('Shared storage live-migration requires either shared '
+                       'storage or boot-from-volume with no local disks.')
+
+
+class LiveMigrationIntegrityTest(base.MigrationIntegrityTestBase):
+    """One writing guest per test, moved between the two computes."""
+
+    @decorators.attr(type='multinode')
+    @decorators.idempotent_id('5b0f6a43-3b1e-4f8e-9a55-2f0d3c7b8e61')
+    def test_auto_live_migration_keeps_acknowledged_writes(self):
+        """block_migration=auto: nova copies the disk on local storage and
+        not on shared storage; no acknowledged write is lost either way."""
+        server, recorder = self.create_integrity_server(self.source)
+        self.live_migrate(server['id'], self.dest, 'auto')
+        self.audit_flags(server['id'], self.source,
+                         self.expected_flags(self.block_by_storage))
+        self.keep_writing(recorder)
+        self.assert_intact(server['id'], recorder, self.dest)
+
+    @decorators.attr(type='multinode')
+    @decorators.idempotent_id('fd0db4a8-d8be-4b8c-b0c1-4e6924d91c7a')
+    def test_block_migration_keeps_acknowledged_writes(self):
+        """block_migration=true on local storage: the disk is copied
+        (NON_SHARED_INC) while the guest writes."""
+        if CONF.migration.storage != 'local':
+            raise self.skipException('a block migration needs [migration] '
+                                     'storage = local')
+        server, recorder = self.create_integrity_server(self.source)
+        self.live_migrate(server['id'], self.dest, True)
+        self.audit_flags(server['id'], self.source,
+                         self.expected_flags(True))
+        self.keep_writing(recorder)
+        self.assert_intact(server['id'], recorder, self.dest)
+
+    @decorators.attr(type='multinode')
+    @decorators.idempotent_id('254e84d5-ff15-4a52-a519-73a38cf3f0a7')
+    def test_paused_guest_migrates_intact(self):
+        """A paused guest moves (nova drops POSTCOPY for it), is unpaused
+        on the destination and goes on writing."""
+        server, recorder = self.create_integrity_server(self.source)
+        self.servers.pause_server(server['id'])
+        waiters.wait_for_server_status(self.servers, server['id'], 'PAUSED')
+        self.live_migrate(server['id'], self.dest, 'auto', state='PAUSED')
+        self.audit_flags(server['id'], self.source, self.expected_flags(
+            self.block_by_storage, paused=True))
+        self.servers.unpause_server(server['id'])
+        waiters.wait_for_server_status(self.servers, server['id'], 'ACTIVE')
+        self.keep_writing(recorder)
+        self.assert_intact(server['id'], recorder, self.dest)
+
+    @decorators.attr(type='multinode')
+    @decorators.idempotent_id('c67fb67d-7125-48fc-910b-fbf1ee604f1a')
+    def test_there_and_back_again_keeps_acknowledged_writes(self):
+        """A to B, writes on B, B to A: both copies of the disk state
+        hold every acknowledged write."""
+        server, recorder = self.create_integrity_server(self.source)
+        self.live_migrate(server['id'], self.dest, 'auto')
+        self.keep_writing(recorder)
+        self.live_migrate(server['id'], self.source, 'auto')
+        self.audit_flags(server['id'], self.dest,
+                         self.expected_flags(self.block_by_storage))
+        self.keep_writing(recorder)
+        self.assert_intact(server['id'], recorder, self.source)
+
+
+class SynchronousPreCheckRefusalTest(base.MigrationIntegrityTestBase):
+    """Migrations that nova must refuse.  Before microversion 2.34 the
+    live-migration pre-checks answer the API call itself, so the refusal
+    and its message come back as a 400."""
+
+    min_microversion = '2.30'
+    max_microversion = '2.33'
+
+    def _assert_refused(self, block_migration, message):
+        # At 2.30 a new server cannot be given a host: it starts where the
+        # scheduler puts it, and the other compute is the destination.
+        server, recorder = self.create_integrity_server()
+        source = self.get_host_for_server(server['id'])
+        dest = self.get_host_other_than(server['id'])
+        # The 2.30 schema: host, block_migration and force (2.25 removed
+        # disk_over_commit).  force: without it the conductor asks the
+        # scheduler, skips a destination whose pre-checks fail, and answers
+        # "No valid host was found" instead of nova's reason.
+        error = self.assertRaises(
+            lib_exc.BadRequest, self.servers.live_migrate_server,
+            server['id'], host=dest, block_migration=block_migration,
+            force=True)
+        self.assertIn(message, str(error))
+        waiters.wait_for_server_status(self.servers, server['id'], 'ACTIVE')
+        self.assertEqual(source, self.get_host_for_server(server['id']))
+        self.assertFalse(self.hosts[dest].has_domain(server['id']),
+                         'the refused migration left a domain on %s' % dest)
+        self.keep_writing(recorder)
+        self.assert_intact(server['id'], recorder, source)
+
+    @decorators.attr(type=['negative', 'multinode'])
+    @decorators.idempotent_id('a1f3e9c2-6d0b-4c57-8f3e-7b2d9e4c1a08')
+    def test_block_migration_refused_on_shared_storage(self):
+        """The seed's unsafe case through nova's front door: a block
+        migration on shared storage would copy the disk over itself; nova
+        must refuse it and the guest must keep every write."""
+        if CONF.migration.storage != 'nfs':
+            raise self.skipException('needs [migration] storage = nfs')
+        self._assert_refused(True, BLOCK_ON_SHARED)
+
+    @decorators.attr(type=['negative', 'multinode'])
+    @decorators.idempotent_id('41500ccc-f604-4715-b8ae-c1d5736e6b8b')
+    def test_live_migration_without_shared_storage_refused(self):
+        """block_migration=false on local storage: the destination has no
+        disk, so nova must refuse before libvirt is asked."""
+        if CONF.migration.storage != 'local':
+            raise self.skipException('needs [migration] storage = local')
+        self._assert_refused(False, LIVE_WITHOUT_SHARED)
