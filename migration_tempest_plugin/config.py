@@ -78,7 +78,7 @@ MigrationOpts = [
                      'and restore the files afterwards. When false, the '
                      'tests of other configurations than the one the cloud '
                      'runs with are skipped.'),
-    cfg.IntOpt('slow_migration_bandwidth', default=1, min=1,
+    cfg.IntOpt('slow_migration_bandwidth', default=4, min=1,
                help="MiB/s to which the abort and force-complete tests cap "
                     "nova's [libvirt] live_migration_bandwidth, so that a "
                     'migration lasts long enough to act on it.'),

@@ -73,3 +73,11 @@ def domain_calls(text, api, uuid):
                 match.group('uuid') == uuid:
             found.append(number)
     return found
+
+
+def errors_after(text, line, needle):
+    """libvirt's error records after line number `line` that contain
+    `needle` (error records name no domain: take them after that domain's
+    migrate call, on a host that runs one migration at a time)."""
+    return [entry for number, entry in enumerate(text.splitlines(), 1)
+            if number > line and ': error : ' in entry and needle in entry]

@@ -53,3 +53,20 @@ class TestDomainCalls(testtools.TestCase):
             LOG, 'virDomainMigrateStartPostCopy', UUID))
         self.assertEqual([4], libvirt_log.domain_calls(
             LOG, 'virDomainMigratePerform3Params', UUID))
+
+
+class TestErrorsAfter(testtools.TestCase):
+
+    def test_only_errors_after_the_call_with_the_text(self):
+        text = LOG + (
+            '2026-11-26 18:00:03.000+0000: 821: error : '
+            'qemuMigrationSrcIsSafe:1629 : Unsafe migration: Migration '
+            'without shared storage is unsafe\n'
+            '2026-11-26 18:00:03.100+0000: 821: debug : virFoo:1 : '
+            'Unsafe migration mentioned at debug level\n')
+        call = libvirt_log.migrate_calls(text, UUID)[-1]
+        found = libvirt_log.errors_after(text, call.line, 'Unsafe migration')
+        self.assertEqual(1, len(found))
+        self.assertIn('qemuMigrationSrcIsSafe', found[0])
+        self.assertEqual([], libvirt_log.errors_after(text, 6,
+                                                      'Unsafe migration'))
