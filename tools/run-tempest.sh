@@ -2,29 +2,64 @@
 # tox -e tempest: the plugin's tempest tests, with tempest's exit code.
 #   TEMPEST_CONFIG=path      against the cloud that tempest.conf describes
 #   TEMPEST_WORKSPACE=dir    against a tempest workspace's cloud
-#   neither                  against the lab cloud on this machine; brought
-#                            up when it is down, and then down again after
+#   neither                  against the lab cloud on this machine: when one
+#                            is up, on it as it is; otherwise, for each mode
+#                            of MIGRATION_TEMPEST_STORAGE (default "local
+#                            shared"), brought up with that instance
+#                            storage, tested, and taken down again
+# TEMPEST_REGEX narrows the tests (default: the whole plugin).  The tests
+# run one at a time: some reconfigure and restart nova-compute on both
+# hosts, and two migrations at once would share two busy cores.
 set -eu
 regex=${TEMPEST_REGEX:-migration_tempest_plugin}
 if [ -n "${TEMPEST_CONFIG:-}" ]; then
-    exec tempest run --config-file "$TEMPEST_CONFIG" --regex "$regex" "$@"
+    exec tempest run --serial --config-file "$TEMPEST_CONFIG" \
+        --regex "$regex" "$@"
 fi
 if [ -n "${TEMPEST_WORKSPACE:-}" ]; then
     cd "$TEMPEST_WORKSPACE"
-    exec tempest run --regex "$regex" "$@"
+    exec tempest run --serial --regex "$regex" "$@"
 fi
 state=${MIGRATION_LAB_STATE:-/var/tmp/migration-lab}
-brought_up=
-if ! migration-lab cloud status --state-dir "$state" >/dev/null 2>&1; then
-    echo "tempest: no lab cloud is up; bringing it up (a few minutes)"
-    brought_up=yes
-    # Whatever happens next, leave the machine as it was found.
-    trap 'migration-lab cloud down --state-dir "$state"' EXIT
-    trap 'exit 130' INT TERM
-    migration-lab cloud up --state-dir "$state"
+workspace=$state/cloud/tempest
+
+run_suite() {
+    (cd "$workspace" && tempest run --serial --config-file etc/tempest.conf \
+        --regex "$regex" "$@")
+}
+
+if migration-lab cloud status --state-dir "$state" >/dev/null 2>&1; then
+    echo "tempest: on the lab cloud that is up"
+    run_suite "$@"
+    exit $?
 fi
-cd "$state/cloud/tempest"
+
+storage_modes=${MIGRATION_TEMPEST_STORAGE:-local shared}
+for mode in $storage_modes; do
+    case $mode in
+    local|shared) ;;
+    *) echo "tempest: MIGRATION_TEMPEST_STORAGE: unknown storage" \
+            "'$mode' (local or shared)" >&2
+       exit 2 ;;
+    esac
+done
+# Whatever happens next, leave the machine as it was found.
+trap 'migration-lab cloud down --state-dir "$state" >/dev/null 2>&1 || true' EXIT
+trap 'exit 130' INT TERM
 rc=0
-tempest run --config-file etc/tempest.conf --regex "$regex" "$@" || rc=$?
-[ -z "$brought_up" ] || echo "tempest: taking the lab cloud down again"
+summary=
+for mode in $storage_modes; do
+    echo "tempest: bringing the lab cloud up with $mode storage"
+    migration-lab cloud up --storage "$mode" --state-dir "$state"
+    started=$(date +%s)
+    mode_rc=0
+    run_suite "$@" || mode_rc=$?
+    took=$(( $(date +%s) - started ))
+    summary="$summary
+tempest: $mode storage: exit $mode_rc in ${took}s"
+    [ "$mode_rc" = 0 ] || rc=$mode_rc
+    echo "tempest: taking the lab cloud down"
+    migration-lab cloud down --state-dir "$state"
+done
+echo "$summary"
 exit $rc
