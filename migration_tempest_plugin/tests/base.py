@@ -276,22 +276,31 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
             self.servers.reset_state(server_id, state='active')
         waiters.wait_for_server_status(self.servers, server_id, 'ACTIVE')
 
-    def wait_for_running_migration(self, server_id):
-        """The in-progress migration once libvirt is copying (status
-        running); fails when it ended before that."""
+    def wait_for_running_migration(self, server_id, copying=None):
+        """The in-progress migration once nova calls it running; with
+        `copying` ('memory' or 'disk'), once libvirt has reported bytes of
+        that phase too.  nova marks a migration running before QEMU has
+        started it, and QEMU refuses a switch to post-copy until then
+        ("Enable postcopy with migrate_set_capability before the start of
+        migration", seen in the lab); nova saves the progress every
+        live_migration_monitor_interval (5 s)."""
         box = {}
 
         def running():
             found = self.servers.list_in_progress_live_migration(
                 server_id)['migrations']
-            box['migration'] = found[0] if found else None
-            return bool(found) and found[0]['status'] == 'running'
+            migration = box['migration'] = found[0] if found else None
+            return (migration is not None and
+                    migration['status'] == 'running' and
+                    (copying is None or
+                     (migration.get('%s_processed_bytes' % copying) or 0) > 0))
 
         if not test_utils.call_until_true(
                 running, CONF.migration.migration_timeout, 1):
             raise lib_exc.TimeoutException(
-                'migration of %s never ran: %s' % (
-                    server_id, self._migrations_text(server_id)))
+                'migration of %s never ran%s: %s' % (
+                    server_id, ' copying ' + copying if copying else '',
+                    box.get('migration') or self._migrations_text(server_id)))
         return box['migration']
 
     # -- flags ----------------------------------------------------------------

@@ -87,7 +87,8 @@ class PostCopyForceCompleteTest(base.MigrationIntegrityTestBase):
                 'is_ignored)')
         server, recorder = self.create_integrity_server(self.source)
         self.start_live_migration(server['id'], self.dest)
-        migration = self.wait_for_running_migration(server['id'])
+        migration = self.wait_for_running_migration(server['id'],
+                                                    copying='memory')
         self.live_migrations.force_complete_live_migration(server['id'],
                                                            migration['id'])
         ended = self.wait_for_migration_end(server['id'])
@@ -124,7 +125,10 @@ class PostCopyForceCompleteTest(base.MigrationIntegrityTestBase):
                                      '(a disk copy)')
         server, recorder = self.create_integrity_server(self.source)
         self.start_live_migration(server['id'], self.dest)
-        migration = self.wait_for_running_migration(server['id'])
+        migration = self.wait_for_running_migration(server['id'],
+                                                    copying='disk')
+        self.assertFalse(migration.get('memory_processed_bytes'),
+                         'the memory copy started before the disk copy')
         self.live_migrations.force_complete_live_migration(server['id'],
                                                            migration['id'])
 
