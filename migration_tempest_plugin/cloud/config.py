@@ -10,6 +10,8 @@ import dataclasses
 import os
 import urllib.parse
 
+import yaml
+
 HOST = '10.254.0.254'          # labbr0: the control plane listens only here
 REGION = 'RegionOne'
 DOMAIN = 'Default'
@@ -552,9 +554,7 @@ def epmd_argv():
 
 def clouds_yaml(s):
     """clouds.yaml for openstacksdk / openstackclient: lab-admin and
-    lab-member (JSON is YAML)."""
-    import json
-
+    lab-member."""
     def cloud(user, project, password):
         return {'auth': {'auth_url': s.auth_url, 'username': user,
                          'password': password, 'project_name': project,
@@ -562,10 +562,10 @@ def clouds_yaml(s):
                          'project_domain_name': DOMAIN},
                 'region_name': REGION, 'identity_api_version': 3,
                 'interface': 'public'}
-    return json.dumps({'clouds': {
+    return yaml.safe_dump({'clouds': {
         'lab-admin': cloud(ADMIN_USER, ADMIN_PROJECT, s.secrets['admin']),
         'lab-member': cloud(MEMBER_USER, MEMBER_PROJECT, s.secrets['member']),
-    }}, indent=2, sort_keys=True) + '\n'
+    }}, default_flow_style=False)
 
 
 def catalog(s):

@@ -11,9 +11,10 @@ compute) and ``logs/``.  Run tempest from that folder::
 """
 
 import collections
-import json
 import os
 import sys
+
+import yaml
 
 from migration_tempest_plugin.cloud import config as cfg
 
@@ -130,31 +131,29 @@ def tempest_conf(s, ids, hosts_file, workspace):
 def compute_hosts(s, nodes, state_dir):
     """The compute-hosts file: per hypervisor hostname, how to reach that
     lab node.  `nodes` are (ComputeNode, lab node) pairs."""
-    # The keys that migration_tempest_plugin.hosts.access reads: the lab's
-    # state folder, and per host its lab node, instances path and libvirtd
-    # log (a path inside the node); the rest is for people and tools.
-    out = collections.OrderedDict([('_state_dir', state_dir)])
+    # What migration_tempest_plugin.hosts.access reads: `enter` (the argv
+    # prefix into the node's namespaces), `libvirtd_log` (its path on this
+    # machine), `restart`, `nova_conf` and `instances_path`; the rest is
+    # for people and tools.
+    out = {}
     for compute, node in nodes:
-        out[compute.name] = collections.OrderedDict([
-            ('node', getattr(node, 'name', None)),
-            ('libvirtd_log_path', '/var/log/libvirt/libvirtd.log'),
-            ('service_host', compute.name),
-            ('address', compute.address),
-            ('nova_conf', os.path.join(s.nova_compute_dir(compute.name),
-                                       'nova.conf')),
-            ('nova_compute_log', s.path('logs',
-                                        'nova-compute-%s.log'
-                                        % compute.name)),
-            ('libvirtd_log', getattr(node, 'libvirtd_log', None)),
-            ('libvirt_uri', getattr(node, 'uri', None)),
-            ('instances_path', compute.instances_path),
-            ('enter', getattr(node, 'argv', lambda a: a)([])),
-            ('restart', [sys.executable, '-m',
-                         'migration_tempest_plugin.cloud', 'restart-compute',
-                         compute.name, '--state-dir', state_dir]),
-        ])
-    # JSON is YAML: no YAML library needed to write it.
-    return json.dumps(out, indent=2) + '\n'
+        out[compute.name] = {
+            'node': node.name,
+            'service_host': compute.name,
+            'address': compute.address,
+            'nova_conf': os.path.join(s.nova_compute_dir(compute.name),
+                                      'nova.conf'),
+            'nova_compute_log': s.path('logs', 'nova-compute-%s.log'
+                                       % compute.name),
+            'libvirtd_log': node.libvirtd_log,
+            'libvirt_uri': node.uri,
+            'instances_path': compute.instances_path,
+            'enter': node.argv([]),
+            'restart': [sys.executable, '-m', 'migration_tempest_plugin.cloud',
+                        'restart-compute', compute.name,
+                        '--state-dir', state_dir],
+        }
+    return yaml.safe_dump(out, default_flow_style=False, sort_keys=False)
 
 
 def write_workspace(s, ids, nodes, state_dir):

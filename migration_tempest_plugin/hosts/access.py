@@ -115,32 +115,54 @@ class SSHComputeHost(ComputeHost):
 
 
 class LabComputeHost(ComputeHost):
-    """A node of the embedded lab, reached through its namespaces."""
+    """A node of the embedded lab cloud, on this machine.
 
-    def __init__(self, name, node, restart_argv=None, **kwargs):
+    The compute-hosts file that `migration-lab cloud up` writes says how
+    to reach each node: `enter`, the argv prefix that runs a command in the
+    node's namespaces; `libvirtd_log`, the node's libvirtd log as a path on
+    this machine; `restart`, the lab cloud's restart-compute command.  So
+    the plugin needs nothing from the lab's code.
+    """
+
+    # Commands inside a node find sbin tools and speak plain C.
+    _PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+
+    def __init__(self, name, enter, libvirtd_log_file, restart_argv=None,
+                 **kwargs):
         super().__init__(name, **kwargs)
-        self.node = node
+        self.enter = list(enter)
+        self.libvirtd_log_file = libvirtd_log_file
         self.restart_argv = restart_argv
 
-    def execute(self, argv):
-        result = self.node.run(argv, check=False)
+    def _run(self, argv, what):
+        env = dict(os.environ, PATH=self._PATH, LC_ALL='C')
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True,
+                                    stdin=subprocess.DEVNULL, env=env,
+                                    timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise HostAccessError('%s on %s: %s' % (what, self.name, exc))
         if result.returncode:
             raise HostAccessError('%s on %s: %s' % (
-                argv[0], self.name, (result.stderr or '').strip()[-300:]))
+                what, self.name,
+                (result.stderr or result.stdout).strip()[-300:]))
         return result.stdout
 
+    def execute(self, argv):
+        return self._run(self.enter + [str(a) for a in argv], argv[0])
+
     def libvirtd_log(self):
-        with open(self.node.libvirtd_log, errors='replace') as f:
+        with open(self.libvirtd_log_file, errors='replace') as f:
             return f.read()
 
     def restart_nova_compute(self):
         # The lab cloud's own command: it runs here, not inside the node,
         # and returns once the restarted service has reported to nova.
-        result = subprocess.run(self.restart_argv, capture_output=True,
-                                text=True, stdin=subprocess.DEVNULL)
-        if result.returncode:
-            raise HostAccessError('restarting nova-compute on %s: %s' % (
-                self.name, (result.stderr or result.stdout).strip()[-300:]))
+        if not self.restart_argv:
+            raise HostAccessError('no restart for compute host %s in '
+                                  '[migration] compute_hosts_file'
+                                  % self.name)
+        self._run(self.restart_argv, 'restarting nova-compute')
 
 
 def load_hosts(conf):
@@ -153,10 +175,6 @@ def load_hosts(conf):
                               'compute_hosts_file' % opts.host_access)
     with open(opts.compute_hosts_file) as f:
         entries = yaml.safe_load(f) or {}
-    lab = None
-    if opts.host_access == 'lab':
-        from migration_tempest_plugin.lab import nodes
-        lab = nodes.Lab(entries.pop('_state_dir', nodes.DEFAULT_STATE_DIR))
     hosts = {}
     for name, entry in entries.items():
         common = dict(
@@ -165,10 +183,15 @@ def load_hosts(conf):
             libvirtd_log_path=entry.get('libvirtd_log_path',
                                         opts.libvirtd_log_path),
             nova_conf=entry.get('nova_conf'))
-        if lab is not None:
-            hosts[name] = LabComputeHost(name, lab.node(entry['node']),
-                                         restart_argv=entry.get('restart'),
-                                         **common)
+        if opts.host_access == 'lab':
+            try:
+                hosts[name] = LabComputeHost(
+                    name, entry['enter'], entry['libvirtd_log'],
+                    restart_argv=entry.get('restart'), **common)
+            except KeyError as exc:
+                raise HostAccessError(
+                    'compute host %s in %s has no %s' % (
+                        name, opts.compute_hosts_file, exc))
         else:
             hosts[name] = SSHComputeHost(
                 name, entry.get('address', name),
