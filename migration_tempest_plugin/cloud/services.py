@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 
-from migration_tempest_plugin.lab import nodes
+from migration_tempest_plugin import runtime as rt
 
 
 class ServiceError(Exception):
@@ -34,7 +34,7 @@ def _stat(pid):
 
 
 # The lab's own test: alive, not a zombie (reaped if so), same start time.
-alive = nodes.pid_alive
+alive = rt.pid_alive
 
 
 def session_members(leader, start):

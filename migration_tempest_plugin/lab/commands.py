@@ -12,7 +12,7 @@ import subprocess
 import time
 
 from migration_tempest_plugin.lab import nodes
-from migration_tempest_plugin.lab.nodes import LabError
+from migration_tempest_plugin.runtime import LabError
 
 DEFAULT_STATE_DIR = os.environ.get('MIGRATION_LAB_STATE',
                                    nodes.DEFAULT_STATE_DIR)

@@ -10,7 +10,7 @@ private mount namespace:
 * ``lab-gl`` (10.254.0.253): glusterd and its brick, for the ``shared``
   storage mode (see :mod:`storage`).
 
-The three veth pairs hang on the bridge ``labbr0`` (10.254.0.254/24), which
+The three veth pairs hang on the bridge ``labbr0`` (10.254.0.254/24), rt.which
 is how the host reaches the nodes (``qemu+tcp://10.254.0.1/system``).  Each
 libvirtd listens without authentication, so it listens only on its node's
 own address, inside its own network namespace.
@@ -31,13 +31,10 @@ path on the host and in both nodes.
 """
 
 import contextlib
-import ctypes
-import errno
 import fcntl
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -45,6 +42,7 @@ import uuid
 
 from migration_tempest_plugin.lab import storage as storagelib
 from migration_tempest_plugin.lab import tls as tlslib
+from migration_tempest_plugin import runtime as rt
 
 DEFAULT_STATE_DIR = '/var/tmp/migration-lab'
 STORAGE_MODES = storagelib.STORAGE_MODES
@@ -92,33 +90,8 @@ MODE_BINARIES = {
                'glusterfs': 'glusterfs-client'},
     'shared-nolock': {'bindfs': 'bindfs'},
 }
-_SBIN_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
 _HOST_UUID_NS = uuid.UUID('6f1c7d52-3e0b-4d55-9a43-0c7f5b2b1e10')
-
-
-class LabError(Exception):
-    """Something in the lab failed; the message is one line and says what."""
-
-
-class LabCommandError(LabError):
-    def __init__(self, argv, returncode, stdout, stderr, where='host'):
-        self.argv = list(argv)
-        self.returncode = returncode
-        self.stdout = stdout
-        self.stderr = stderr
-        tail = _one_line(stderr or stdout or '')
-        super().__init__('%s: `%s` exited %s%s' % (
-            where, ' '.join(self.argv), returncode,
-            ': ' + tail if tail else ''))
-
-
-# -- pure helpers ---------------------------------------------------------
-
-def _one_line(text, limit=400):
-    text = ' | '.join(line.strip() for line in text.strip().splitlines()
-                      if line.strip())
-    return text if len(text) <= limit else '...' + text[-limit:]
 
 
 def _quote(value):
@@ -184,297 +157,6 @@ def render_qemu_conf(address, tls_dir=TLS_DIR_IN_NODE):
     return '\n'.join(lines) + '\n'
 
 
-def _unescape_mountinfo(field):
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == '\\' and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return ''.join(out)
-
-
-def parse_mountinfo(text):
-    """/proc/PID/mountinfo -> list of dicts (target, root, fstype, source,
-    optional), in mount order."""
-    mounts = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        left, _, right = line.partition(' - ')
-        lf, rf = left.split(), right.split()
-        mounts.append({
-            'id': int(lf[0]), 'parent': int(lf[1]),
-            'root': _unescape_mountinfo(lf[3]),
-            'target': _unescape_mountinfo(lf[4]),
-            'optional': lf[6:],
-            'fstype': rf[0] if rf else '',
-            'source': _unescape_mountinfo(rf[1]) if len(rf) > 1 else '',
-        })
-    return mounts
-
-
-def top_mount(mounts, target):
-    """The visible (last) mount at `target`, or None."""
-    found = None
-    for m in mounts:
-        if m['target'] == target:
-            found = m
-    return found
-
-
-def mounts_under(mounts, top):
-    """Mount points at or below `top`, deepest first."""
-    top = top.rstrip('/')
-    hits = {m['target'] for m in mounts
-            if m['target'] == top or m['target'].startswith(top + '/')}
-    return sorted(hits, key=lambda t: (-t.count('/'), t))
-
-
-def parse_proc_stat(text):
-    """(state, start time in clock ticks) from /proc/PID/stat."""
-    rest = text[text.rindex(')') + 2:].split()
-    return rest[0], int(rest[19])
-
-
-# -- processes ------------------------------------------------------------
-
-def _proc_stat(pid):
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            return parse_proc_stat(f.read())
-    except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
-        return None
-
-
-def _reap(pid):
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def pid_alive(pid, start=None):
-    st = _proc_stat(pid)
-    if st is None:
-        return False
-    if st[0] in ('Z', 'X'):
-        _reap(pid)
-        return False
-    return start is None or st[1] == start
-
-
-def _ns_inode(path):
-    try:
-        return os.stat(path).st_ino
-    except OSError:
-        return None
-
-
-def pids_in_namespaces(net_inodes=(), mnt_inodes=()):
-    """PIDs of the processes inside any of the given namespaces (never the
-    host's own namespaces, never this process)."""
-    own = {_ns_inode('/proc/self/ns/net'), _ns_inode('/proc/self/ns/mnt'),
-           _ns_inode('/proc/1/ns/net'), _ns_inode('/proc/1/ns/mnt')}
-    wanted_net = {i for i in net_inodes if i} - own
-    wanted_mnt = {i for i in mnt_inodes if i} - own
-    found = []
-    if not wanted_net and not wanted_mnt:
-        return found
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        pid = int(entry)
-        if pid in (1, os.getpid()):
-            continue
-        if (_ns_inode('/proc/%d/ns/net' % pid) in wanted_net
-                or _ns_inode('/proc/%d/ns/mnt' % pid) in wanted_mnt):
-            found.append(pid)
-    return found
-
-
-def terminate(pids, timeout=15.0):
-    """SIGTERM the given (pid, start) pairs, wait, then SIGKILL.  Returns
-    the PIDs still alive afterwards (should be none)."""
-    pids = [(p, s) for p, s in pids if pid_alive(p, s)]
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        for p, s in pids:
-            if pid_alive(p, s):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(p, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            pids = [(p, s) for p, s in pids if pid_alive(p, s)]
-            if not pids:
-                return []
-            time.sleep(0.1)
-    return [p for p, s in pids if pid_alive(p, s)]
-
-
-class ProcTable:
-    """Daemons the lab started: <state>/pids/NAME.json with the PID and its
-    start time (so a recycled PID is never taken for ours)."""
-
-    def __init__(self, folder):
-        self.folder = folder
-        self.children = {}
-
-    def _file(self, name):
-        return os.path.join(self.folder, name + '.json')
-
-    def record(self, name, proc, argv, log):
-        os.makedirs(self.folder, exist_ok=True)
-        st = _proc_stat(proc.pid)
-        data = {'pid': proc.pid, 'start': st[1] if st else None,
-                'argv': list(argv), 'log': log}
-        with open(self._file(name), 'w') as f:
-            json.dump(data, f)
-        self.children[name] = proc
-
-    def get(self, name):
-        try:
-            with open(self._file(name)) as f:
-                return json.load(f)
-        except (FileNotFoundError, ValueError):
-            return None
-
-    def pid(self, name):
-        """The PID if that daemon is alive, else None."""
-        data = self.get(name)
-        if data and pid_alive(data['pid'], data['start']):
-            return data['pid']
-        return None
-
-    def names(self):
-        if not os.path.isdir(self.folder):
-            return []
-        return sorted(n[:-5] for n in os.listdir(self.folder)
-                      if n.endswith('.json'))
-
-    def entry(self, name):
-        data = self.get(name)
-        return (data['pid'], data['start']) if data else None
-
-    def forget(self, name):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._file(name))
-        proc = self.children.pop(name, None)
-        if proc is not None:
-            with contextlib.suppress(Exception):
-                proc.poll()
-
-
-def tail(path, lines=12):
-    try:
-        with open(path, 'rb') as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 16384))
-            text = f.read().decode('utf-8', 'replace')
-    except OSError:
-        return '(no log at %s)' % path
-    # Only what the last run wrote (spawn() starts each run with '--- ').
-    marker = text.rfind('\n--- ')
-    if marker >= 0:
-        text = text[marker + 1:].split('\n', 1)[-1]
-    return _one_line('\n'.join(text.splitlines()[-lines:]), 600)
-
-
-def _env():
-    env = dict(os.environ)
-    path = env.get('PATH', '')
-    env['PATH'] = path + ':' + _SBIN_PATH if path else _SBIN_PATH
-    env['LC_ALL'] = 'C'
-    return env
-
-
-def which(binary):
-    return shutil.which(binary, path=_env()['PATH'])
-
-
-def host_run(argv, check=True, timeout=120, input=None, where='host',
-             env=None):
-    try:
-        res = subprocess.run(argv, capture_output=True, text=True,
-                             timeout=timeout, input=input,
-                             env=env or _env(),
-                             cwd='/', stdin=None if input is not None
-                             else subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as exc:
-        raise LabError('%s: `%s` timed out after %ss' % (
-            where, ' '.join(argv), timeout)) from exc
-    except FileNotFoundError as exc:
-        raise LabError('%s: `%s` not found' % (where, argv[0])) from exc
-    if check and res.returncode:
-        raise LabCommandError(argv, res.returncode, res.stdout, res.stderr,
-                              where)
-    return res
-
-
-_MS_BIND = 0x1000
-_MS_PRIVATE = 0x40000
-_MNT_DETACH = 2
-_libc = None
-
-
-def _syscall(name, *args):
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    if getattr(_libc, name)(*args) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, '%s(%s): %s' % (name, args[1] if name == 'mount'
-                                           else args[0], os.strerror(err)))
-
-
-def bind_private(folder):
-    """Make `folder` a private bind mount on itself (mount(2) directly:
-    util-linux's mount would create /run/mount on the host)."""
-    if top_mount(host_mounts(), folder) is None:
-        _syscall('mount', folder.encode(), folder.encode(), None, _MS_BIND,
-                 None)
-    _syscall('mount', None, folder.encode(), None, _MS_PRIVATE, None)
-
-
-def host_umount(target):
-    """umount2(2) on the host, lazily if busy; True if unmounted."""
-    for flags in (0, _MNT_DETACH):
-        try:
-            _syscall('umount2', target.encode(), flags)
-            return True
-        except OSError as exc:
-            if exc.errno not in (errno.EBUSY,):
-                return False
-    return False
-
-
-def host_mounts():
-    with open('/proc/self/mountinfo') as f:
-        return parse_mountinfo(f.read())
-
-
-def _umount(target, run=None):
-    """Unmount (lazily if busy); True if something was unmounted.  With
-    `run` (a sandbox's run), inside that sandbox."""
-    if run is None:
-        return host_umount(target)
-    if run(['umount', target], check=False).returncode == 0:
-        return True
-    return run(['umount', '-l', target], check=False).returncode == 0
-
-
-def _wait_for(what, predicate, timeout, proc_check=None, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc_check is not None:
-            proc_check()
-        if predicate():
-            return
-        if time.monotonic() > deadline:
-            raise LabError('timed out after %ss waiting for %s'
-                           % (timeout, what))
-        time.sleep(interval)
-
-
 # -- sandboxes ------------------------------------------------------------
 
 class Sandbox:
@@ -507,7 +189,8 @@ class Sandbox:
         """Run a command inside the sandbox; returns a CompletedProcess with
         text stdout/stderr; raises LabCommandError if check and it fails."""
         if not self.namespaces_exist():
-            raise LabError('%s: the lab is not up (no namespaces)' % self.name)
+            raise rt.LabError('%s: the lab is not up (no namespaces)'
+                              % self.name)
         full = self.argv(argv)
         env = kwargs.pop('env', None)
         run_env = self.lab.env()
@@ -520,11 +203,11 @@ class Sandbox:
                 stdin=None if input is not None else subprocess.DEVNULL,
                 **kwargs)
         except subprocess.TimeoutExpired as exc:
-            raise LabError('%s: `%s` timed out after %ss' % (
+            raise rt.LabError('%s: `%s` timed out after %ss' % (
                 self.name, ' '.join(map(str, argv)), timeout)) from exc
         if check and res.returncode:
-            raise LabCommandError(argv, res.returncode, res.stdout,
-                                  res.stderr, where=self.name)
+            raise rt.LabCommandError(argv, res.returncode, res.stdout,
+                                     res.stderr, where=self.name)
         return res
 
     def spawn(self, key, argv, log):
@@ -534,10 +217,10 @@ class Sandbox:
 
     def mounts(self):
         res = self.run(['cat', '/proc/self/mountinfo'])
-        return parse_mountinfo(res.stdout)
+        return rt.parse_mountinfo(res.stdout)
 
     def mount_type(self, target, mounts=None):
-        m = top_mount(self.mounts() if mounts is None else mounts, target)
+        m = rt.top_mount(self.mounts() if mounts is None else mounts, target)
         return m['fstype'] if m else None
 
     # State -------------------------------------------------------------------
@@ -546,8 +229,8 @@ class Sandbox:
         return os.path.exists(self.netns_file)
 
     def mntns_mounted(self, mounts=None):
-        m = top_mount(host_mounts() if mounts is None else mounts,
-                      self.mntns_file)
+        m = rt.top_mount(rt.host_mounts() if mounts is None else mounts,
+                         self.mntns_file)
         return bool(m and m['fstype'] == 'nsfs')
 
     def namespaces_exist(self):
@@ -560,14 +243,14 @@ class Sandbox:
             return False
         try:
             with open(self.ready_file) as f:
-                return f.read().strip() == str(_ns_inode(self.mntns_file))
+                return f.read().strip() == str(rt.ns_inode(self.mntns_file))
         except OSError:
             return False
 
     def pids(self):
-        return pids_in_namespaces(
-            [_ns_inode(self.netns_file)] if self.netns_exists() else [],
-            [_ns_inode(self.mntns_file)] if self.mntns_mounted() else [])
+        return rt.pids_in_namespaces(
+            [rt.ns_inode(self.netns_file)] if self.netns_exists() else [],
+            [rt.ns_inode(self.mntns_file)] if self.mntns_mounted() else [])
 
     # Building ----------------------------------------------------------------
 
@@ -577,21 +260,22 @@ class Sandbox:
 
     def ensure_network(self):
         if not self.netns_exists():
-            host_run(['ip', 'netns', 'add', self.netns])
+            rt.host_run(['ip', 'netns', 'add', self.netns])
         if not _link_exists(self.veth):
-            host_run(['ip', 'link', 'add', self.veth, 'type', 'veth', 'peer',
-                      'name', 'eth0', 'netns', self.netns])
-        host_run(['ip', 'link', 'set', self.veth, 'master', BRIDGE, 'up'])
+            rt.host_run(['ip', 'link', 'add', self.veth, 'type', 'veth',
+                         'peer', 'name', 'eth0', 'netns', self.netns])
+        rt.host_run(['ip', 'link', 'set', self.veth, 'master', BRIDGE, 'up'])
         nsip = ['ip', '-n', self.netns]
-        host_run(nsip + ['link', 'set', 'lo', 'up'])
-        addrs = host_run(nsip + ['-j', 'addr', 'show', 'dev', 'eth0']).stdout
+        rt.host_run(nsip + ['link', 'set', 'lo', 'up'])
+        addrs = rt.host_run(
+            nsip + ['-j', 'addr', 'show', 'dev', 'eth0']).stdout
         have = {a.get('local') for link in json.loads(addrs or '[]')
                 for a in link.get('addr_info', [])}
         if self.address not in have:
-            host_run(nsip + ['addr', 'add', '%s/%d' % (self.address,
-                                                       PREFIXLEN),
-                             'dev', 'eth0'])
-        host_run(nsip + ['link', 'set', 'eth0', 'up'])
+            rt.host_run(nsip + ['addr', 'add', '%s/%d' % (self.address,
+                                                          PREFIXLEN),
+                                'dev', 'eth0'])
+        rt.host_run(nsip + ['link', 'set', 'eth0', 'up'])
 
     def ensure_namespaces(self):
         """Create and populate the private mount namespace (all or nothing:
@@ -606,15 +290,15 @@ class Sandbox:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.ready_file)
         open(self.mntns_file, 'a').close()
-        host_run(['nsenter', '--net=' + self.netns_file, 'unshare',
-                  '--mount=' + self.mntns_file, '--propagation', 'private',
-                  'true'], where=self.name, env=self.lab.env())
+        rt.host_run(['nsenter', '--net=' + self.netns_file, 'unshare',
+                     '--mount=' + self.mntns_file, '--propagation', 'private',
+                     'true'], where=self.name, env=self.lab.env())
         # Drop the copies of lab mounts made when the namespace was cloned
         # (other namespaces' files, a host FUSE client, /run/netns), so that
         # this namespace holds no reference to them.
         mounts = self.mounts()
-        for target in (mounts_under(mounts, self.lab.state_dir)
-                       + mounts_under(mounts, NETNS_DIR)):
+        for target in (rt.mounts_under(mounts, self.lab.state_dir)
+                       + rt.mounts_under(mounts, NETNS_DIR)):
             self.run(['umount', '-l', target], check=False)
         # A /sys that shows this network namespace, as `ip netns exec` does.
         self.run(['umount', '-l', '/sys'], check=False)
@@ -622,12 +306,12 @@ class Sandbox:
         for src, dst in binds:
             self.run(['mount', '--bind', src, dst])
         with open(self.ready_file, 'w') as f:
-            f.write(str(_ns_inode(self.mntns_file)))
+            f.write(str(rt.ns_inode(self.mntns_file)))
 
 
 def _link_exists(name):
-    return host_run(['ip', 'link', 'show', 'dev', name],
-                    check=False).returncode == 0
+    return rt.host_run(['ip', 'link', 'show', 'dev', name],
+                       check=False).returncode == 0
 
 
 class Node(Sandbox):
@@ -658,7 +342,7 @@ class Node(Sandbox):
         try:
             return storagelib.host_path(self.lab, self, mode, relpath)
         except storagelib.StorageError as exc:
-            raise LabError('%s: %s' % (self.name, exc)) from exc
+            raise rt.LabError('%s: %s' % (self.name, exc)) from exc
 
     def node_dir(self, sub):
         """Host path of one of the node's private folders (see NODE_BINDS),
@@ -724,10 +408,10 @@ class Node(Sandbox):
     def wait_libvirtd(self, timeout=120):
         def check():
             if not self.libvirtd_pid():
-                raise LabError('libvirtd on %s (%s) is not running: %s' % (
-                    self.name, self.address, tail(self.libvirtd_output)))
-        _wait_for('libvirtd on %s to answer at %s' % (self.name, self.uri),
-                  self.libvirtd_answers, timeout, check, interval=0.3)
+                raise rt.LabError('libvirtd on %s (%s) is not running: %s' % (
+                    self.name, self.address, rt.tail(self.libvirtd_output)))
+        rt.wait_for('libvirtd on %s to answer at %s' % (self.name, self.uri),
+                    self.libvirtd_answers, timeout, check, interval=0.3)
 
 
 class GlusterSandbox(Sandbox):
@@ -754,7 +438,7 @@ class Lab:
         self.modes = tuple(modes)
         self.libvirt_debug = libvirt_debug
         self.log_dir = os.path.join(self.state_dir, 'logs')
-        self.procs = ProcTable(os.path.join(self.state_dir, 'pids'))
+        self.procs = rt.ProcTable(os.path.join(self.state_dir, 'pids'))
         self.nodes = [Node(self, name, addr) for name, addr in NODE_SPECS]
         self.gluster = GlusterSandbox(self, *GLUSTER_SPEC)
         self.storage = storagelib.Storage(self)
@@ -772,7 +456,7 @@ class Lab:
         """Environment of every command the lab runs: sbin on PATH, C
         locale, and libmount's utab under the state folder (otherwise
         mount/umount would create /run/mount on the host)."""
-        env = _env()
+        env = rt.command_env()
         env['LIBMOUNT_UTAB'] = os.path.join(self.state_dir, 'libmount',
                                             'utab')
         return env
@@ -800,28 +484,31 @@ class Lab:
         wanted = dict(BINARIES)
         for mode in self.modes:
             wanted.update(MODE_BINARIES.get(mode, {}))
-        return {b: p for b, p in sorted(wanted.items()) if not which(b)}
+        return {b: p for b, p in sorted(wanted.items()) if not rt.which(b)}
 
     def preflight(self):
         if os.geteuid() != 0:
-            raise LabError('the lab needs root (network and mount namespaces,'
-                           ' bridges, FUSE mounts); run it as root')
+            raise rt.LabError('the lab needs root (network and mount '
+                              'namespaces, bridges, FUSE mounts); run it '
+                              'as root')
         missing = self.missing_binaries()
         if missing:
-            raise LabError('missing binaries: %s; install the packages: %s' % (
-                ', '.join(sorted(missing)),
-                ' '.join(sorted(set(missing.values())))))
+            raise rt.LabError(
+                'missing binaries: %s; install the packages: %s' % (
+                    ', '.join(sorted(missing)),
+                    ' '.join(sorted(set(missing.values())))))
         if any(m in self.modes for m in ('shared', 'shared-nolock')) and \
                 not os.path.exists('/dev/fuse'):
-            raise LabError('/dev/fuse is missing: the shared storage modes '
-                           'need FUSE (modprobe fuse)')
+            raise rt.LabError('/dev/fuse is missing: the shared storage modes '
+                              'need FUSE (modprobe fuse)')
         for top in [dst for _s, dst in NODE_BINDS] + [
                 storagelib.MOUNT_BASE, '/sys'] + \
                 storagelib.host_dirs_needed(self.modes):
             if not os.path.isdir(top):
-                raise LabError('%s does not exist on this host; the lab binds'
-                               ' a per-node folder over it and creates nothing'
-                               ' outside its state folder' % top)
+                raise rt.LabError(
+                    '%s does not exist on this host; the lab binds a '
+                    'per-node folder over it and creates nothing outside '
+                    'its state folder' % top)
 
     # Meta --------------------------------------------------------------------
 
@@ -870,7 +557,7 @@ class Lab:
                     os.path.join(self.state_dir, 'tls'),
                     [(n.name, n.address, n.tls_dir) for n in self.nodes])
             except tlslib.TLSError as exc:
-                raise LabError('TLS certificates: %s' % exc) from exc
+                raise rt.LabError('TLS certificates: %s' % exc) from exc
             say('network: bridge %s, namespaces %s' % (
                 BRIDGE, ', '.join(s.netns for s in self.sandboxes)))
             self._note_netns_dir()
@@ -893,8 +580,8 @@ class Lab:
 
     def _bridge_owner(self):
         """The state folder named in the bridge's alias, or None."""
-        res = host_run(['ip', '-j', 'link', 'show', 'dev', BRIDGE],
-                       check=False)
+        res = rt.host_run(['ip', '-j', 'link', 'show', 'dev', BRIDGE],
+                          check=False)
         if res.returncode:
             return None
         links = json.loads(res.stdout or '[]')
@@ -905,28 +592,28 @@ class Lab:
         one lab can be up on a machine: refuse to touch another's."""
         owner = self._bridge_owner()
         if owner and owner != self.state_dir:
-            raise LabError('another lab is up with state folder %s; take it'
-                           ' down first (Lab(%r).down())' % (owner, owner))
+            raise rt.LabError('another lab is up with state folder %s; take it'
+                              ' down first (Lab(%r).down())' % (owner, owner))
 
     def _ensure_bridge(self):
         if not _link_exists(BRIDGE):
-            host_run(['ip', 'link', 'add', BRIDGE, 'type', 'bridge',
-                      'stp_state', '0', 'forward_delay', '0'])
-        host_run(['ip', 'link', 'set', 'dev', BRIDGE, 'alias',
-                  self.state_dir])
-        addrs = host_run(['ip', '-j', 'addr', 'show', 'dev', BRIDGE]).stdout
+            rt.host_run(['ip', 'link', 'add', BRIDGE, 'type', 'bridge',
+                         'stp_state', '0', 'forward_delay', '0'])
+        rt.host_run(['ip', 'link', 'set', 'dev', BRIDGE, 'alias',
+                     self.state_dir])
+        addrs = rt.host_run(['ip', '-j', 'addr', 'show', 'dev', BRIDGE]).stdout
         have = {a.get('local') for link in json.loads(addrs or '[]')
                 for a in link.get('addr_info', [])}
         if BRIDGE_ADDRESS not in have:
-            host_run(['ip', 'addr', 'add', '%s/%d' % (BRIDGE_ADDRESS,
-                                                      PREFIXLEN),
-                      'dev', BRIDGE])
-        host_run(['ip', 'link', 'set', BRIDGE, 'up'])
+            rt.host_run(['ip', 'addr', 'add', '%s/%d' % (BRIDGE_ADDRESS,
+                                                         PREFIXLEN),
+                         'dev', BRIDGE])
+        rt.host_run(['ip', 'link', 'set', BRIDGE, 'up'])
 
     def _ensure_ns_folder(self):
         """<state>/ns: a private bind mount on itself, as
         `unshare --mount=FILE` needs."""
-        bind_private(os.path.join(self.state_dir, 'ns'))
+        rt.bind_private(os.path.join(self.state_dir, 'ns'))
 
     def _note_netns_dir(self):
         meta = self._meta()
@@ -956,7 +643,7 @@ class Lab:
         (disks, logs, gluster state).  Raises LabError listing leftovers."""
         say = progress or (lambda msg: None)
         if os.geteuid() != 0:
-            raise LabError('the lab needs root; run down as root')
+            raise rt.LabError('the lab needs root; run down as root')
         started = time.monotonic()
         problems = []
         os.makedirs(self.state_dir, exist_ok=True)
@@ -970,29 +657,29 @@ class Lab:
             say('daemons and mount namespaces')
             for sb in self._all_sandboxes():
                 self._end_sandbox(sb, problems)
-            left = terminate([e for e in (self.procs.entry(n)
-                                          for n in self.procs.names()) if e])
+            entries = (self.procs.entry(n) for n in self.procs.names())
+            left = rt.terminate([e for e in entries if e])
             if left:
                 problems.append('processes still alive: %s' % left)
             for name in self.procs.names():
                 self.procs.forget(name)
             ns_folder = os.path.join(self.state_dir, 'ns')
-            while top_mount(host_mounts(), ns_folder):
-                if not _umount(ns_folder):
+            while rt.top_mount(rt.host_mounts(), ns_folder):
+                if not rt.umount(ns_folder):
                     problems.append('cannot unmount %s' % ns_folder)
                     break
             say('network')
             for sb in self._all_sandboxes():
                 if _link_exists(sb.veth):
-                    host_run(['ip', 'link', 'del', sb.veth], check=False)
+                    rt.host_run(['ip', 'link', 'del', sb.veth], check=False)
                 if sb.netns_exists():
-                    res = host_run(['ip', 'netns', 'del', sb.netns],
-                                   check=False)
+                    res = rt.host_run(['ip', 'netns', 'del', sb.netns],
+                                      check=False)
                     if res.returncode:
                         problems.append('ip netns del %s: %s' % (
-                            sb.netns, _one_line(res.stderr)))
+                            sb.netns, rt.one_line(res.stderr)))
             if _link_exists(BRIDGE):
-                host_run(['ip', 'link', 'del', BRIDGE], check=False)
+                rt.host_run(['ip', 'link', 'del', BRIDGE], check=False)
             self._remove_netns_dir(problems)
             problems += self._leftovers()
             if purge and not problems:
@@ -1002,7 +689,7 @@ class Lab:
                 self._save_meta(down_seconds=round(
                     time.monotonic() - started, 2))
         if problems:
-            raise LabError('lab down left: ' + '; '.join(problems))
+            raise rt.LabError('lab down left: ' + '; '.join(problems))
         say('lab down in %.1fs' % (time.monotonic() - started))
 
     def _end_guests(self, node, problems):
@@ -1019,15 +706,15 @@ class Lab:
 
     def _end_qemu_and_libvirtd(self, node, problems):
         daemons = {self.procs.pid(k) for k in self.procs.names()}
-        guests = [(p, _proc_stat(p)[1]) for p in node.pids()
-                  if p not in daemons and _proc_stat(p)]
+        guests = [(p, rt.proc_stat(p)[1]) for p in node.pids()
+                  if p not in daemons and rt.proc_stat(p)]
         guests += self._qemu_from_pidfiles(node)
-        left = terminate(guests)
+        left = rt.terminate(guests)
         if left:
             problems.append('QEMU on %s still alive: %s' % (node.name, left))
         entry = self.procs.entry(node.proc_key)
         if entry:
-            left = terminate([entry])
+            left = rt.terminate([entry])
             if left:
                 problems.append('libvirtd on %s still alive' % node.name)
             self.procs.forget(node.proc_key)
@@ -1040,7 +727,7 @@ class Lab:
         folder = os.path.join(node.dir, 'run', 'libvirt', 'qemu')
         if not os.path.isdir(folder):
             return out
-        host_mnt = _ns_inode('/proc/self/ns/mnt')
+        host_mnt = rt.ns_inode('/proc/self/ns/mnt')
         for name in os.listdir(folder):
             if not name.endswith('.pid'):
                 continue
@@ -1052,9 +739,9 @@ class Lab:
             except (OSError, ValueError):
                 continue
             wanted = ('/run/libvirt/qemu/' + name).encode()
-            if wanted in cmd and _ns_inode('/proc/%d/ns/mnt' % pid) \
-                    != host_mnt and _proc_stat(pid):
-                out.append((pid, _proc_stat(pid)[1]))
+            if wanted in cmd and rt.ns_inode('/proc/%d/ns/mnt' % pid) \
+                    != host_mnt and rt.proc_stat(pid):
+                out.append((pid, rt.proc_stat(pid)[1]))
         return out
 
     def _end_sandbox(self, sb, problems=None):
@@ -1062,26 +749,26 @@ class Lab:
         release the mount namespace."""
         problems = [] if problems is None else problems
         if sb.namespaces_exist():
-            with contextlib.suppress(LabError):
+            with contextlib.suppress(rt.LabError):
                 mounts = sb.mounts()
                 for m in reversed(mounts):
                     if m['fstype'].startswith('fuse'):
-                        if not _umount(m['target'], run=sb.run):
+                        if not rt.umount(m['target'], run=sb.run):
                             problems.append('cannot unmount %s in %s' % (
                                 m['target'], sb.name))
-        left = terminate([(p, _proc_stat(p)[1]) for p in sb.pids()
-                          if _proc_stat(p)])
+        left = rt.terminate([(p, rt.proc_stat(p)[1]) for p in sb.pids()
+                             if rt.proc_stat(p)])
         if left:
             problems.append('processes still alive in %s: %s' % (sb.name,
                                                                  left))
         for key in self.procs.names():
             data = self.procs.get(key)
             if data and '--net=' + sb.netns_file in data['argv']:
-                if terminate([(data['pid'], data['start'])]):
+                if rt.terminate([(data['pid'], data['start'])]):
                     problems.append('%s still alive' % key)
                 self.procs.forget(key)
         while sb.mntns_mounted():
-            if not _umount(sb.mntns_file):
+            if not rt.umount(sb.mntns_file):
                 problems.append('cannot unmount %s' % sb.mntns_file)
                 break
         for path in (sb.ready_file, sb.mntns_file):
@@ -1093,8 +780,8 @@ class Lab:
             return
         if not os.path.isdir(NETNS_DIR) or os.listdir(NETNS_DIR):
             return
-        while top_mount(host_mounts(), NETNS_DIR):
-            if not _umount(NETNS_DIR):
+        while rt.top_mount(rt.host_mounts(), NETNS_DIR):
+            if not rt.umount(NETNS_DIR):
                 problems.append('cannot unmount %s' % NETNS_DIR)
                 return
         with contextlib.suppress(OSError):
@@ -1103,8 +790,8 @@ class Lab:
 
     def _leftovers(self):
         out = []
-        mounts = host_mounts()
-        under = mounts_under(mounts, self.state_dir)
+        mounts = rt.host_mounts()
+        under = rt.mounts_under(mounts, self.state_dir)
         if under:
             out.append('mounts under the state folder: %s' % ', '.join(under))
         for sb in self._all_sandboxes():
@@ -1122,7 +809,7 @@ class Lab:
         """A dict: per node its namespaces, libvirtd PID and whether it
         answers, its URI and each storage mode's mount; the same for the
         gluster sandbox; 'up' is True when everything needed is there."""
-        mounts = host_mounts()
+        mounts = rt.host_mounts()
         out = {'state_dir': self.state_dir, 'modes': list(self.modes),
                'bridge': _link_exists(BRIDGE), 'nodes': {}}
         ok = out['bridge']

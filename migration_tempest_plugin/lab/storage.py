@@ -30,6 +30,8 @@ import os
 import re
 import time
 
+from migration_tempest_plugin import runtime as rt
+
 MOUNT_BASE = '/srv'
 STORAGE_ROOT = '/srv/lab'
 STORAGE_MODES = ('local', 'shared', 'shared-nolock')
@@ -133,8 +135,7 @@ def host_path(lab, node, mode, relpath=''):
 
 
 def _host_mount_type(target):
-    from migration_tempest_plugin.lab import nodes  # no import cycle at load
-    m = nodes.top_mount(nodes.host_mounts(), target)
+    m = rt.top_mount(rt.host_mounts(), target)
     return m['fstype'] if m else None
 
 
@@ -252,7 +253,6 @@ class Storage:
         return os.path.join(self.lab.gluster.dir, 'log', 'glusterd.log')
 
     def _gluster_up(self, say):
-        from migration_tempest_plugin.lab import nodes
         lab, gl = self.lab, self.lab.gluster
         if not lab.procs.pid('glusterd'):
             say('glusterd at %s' % gl.address)
@@ -263,13 +263,13 @@ class Storage:
 
         def alive():
             if not lab.procs.pid('glusterd'):
-                raise nodes.LabError('glusterd did not start: %s' % (
-                    nodes.tail(self._glusterd_log())))
+                raise rt.LabError('glusterd did not start: %s' % (
+                    rt.tail(self._glusterd_log())))
 
-        nodes._wait_for('glusterd to answer',
-                        lambda: self._gl('volume', 'list', check=False,
-                                         timeout=30).returncode == 0,
-                        60, alive, interval=0.3)
+        rt.wait_for('glusterd to answer',
+                    lambda: self._gl('volume', 'list', check=False,
+                                     timeout=30).returncode == 0,
+                    60, alive, interval=0.3)
         vols = self._gl('volume', 'list').stdout.split()
         brick = '%s:%s' % (gl.address, gluster_brick(lab))
         if GLUSTER_VOLUME not in vols:
@@ -287,28 +287,26 @@ class Storage:
             status = parse_volume_status_xml(res.stdout)
             return bool(status) and all(s[0] for s in status.values())
 
-        nodes._wait_for('the gluster brick to come online', brick_online,
-                        60, alive, interval=0.5)
+        rt.wait_for('the gluster brick to come online', brick_online,
+                    60, alive, interval=0.5)
 
     def _wait_mount(self, what, mount_type, key, log):
-        from migration_tempest_plugin.lab import nodes
 
         def alive():
             if not self.lab.procs.pid(key):
-                raise nodes.LabError('%s did not mount: %s' % (
-                    what, nodes.tail(log)))
-        nodes._wait_for(what, lambda: (mount_type() or '').startswith(
+                raise rt.LabError('%s did not mount: %s' % (
+                    what, rt.tail(log)))
+        rt.wait_for(what, lambda: (mount_type() or '').startswith(
             'fuse'), 60, alive, interval=0.2)
 
     def _host_client(self, say):
-        from migration_tempest_plugin.lab import nodes
         lab = self.lab
         target = gluster_host_mount(lab)
         if _host_mount_type(target) == 'fuse.glusterfs' and \
                 lab.procs.pid(GLUSTER_HOST_KEY):
             return
         while _host_mount_type(target):
-            nodes._umount(target)  # a dead client's mount
+            rt.umount(target)  # a dead client's mount
         os.makedirs(target, exist_ok=True)
         say('host GlusterFS client at %s' % target)
         log = os.path.join(lab.log_dir, 'glusterfs-host.log')
@@ -319,14 +317,13 @@ class Storage:
                          log)
 
     def _node_fuse(self, node, mode, key, argv, log, say):
-        from migration_tempest_plugin.lab import nodes
         target = storage_path(mode)
         current = node.mount_type(target)
         if current and current.startswith('fuse') and \
                 self.lab.procs.pid(key):
             return
         while current and current.startswith('fuse'):
-            nodes._umount(target, run=node.run)  # a dead daemon's mount
+            rt.umount(target, run=node.run)  # a dead daemon's mount
             current = node.mount_type(target)
         say('%s: %s at %s' % (node.name, mode, target))
         node.spawn(key, argv, log)
@@ -358,30 +355,29 @@ class Storage:
     def down(self, say, problems):
         """Unmount the FUSE mounts (the daemons then exit; the lab ends
         whatever is left by PID)."""
-        from migration_tempest_plugin.lab import nodes
         lab = self.lab
         for node in lab.nodes:
             if not node.namespaces_exist():
                 continue
-            with contextlib.suppress(nodes.LabError):
+            with contextlib.suppress(rt.LabError):
                 mounts = node.mounts()
                 for mode in ('shared', 'shared-nolock'):
                     target = storage_path(mode)
                     while (node.mount_type(target, mounts) or '').startswith(
                             'fuse'):
-                        if not nodes._umount(target, run=node.run):
+                        if not rt.umount(target, run=node.run):
                             problems.append('cannot unmount %s in %s' % (
                                 target, node.name))
                             break
                         mounts = node.mounts()
         target = gluster_host_mount(lab)
         while _host_mount_type(target):
-            if not nodes._umount(target):
+            if not rt.umount(target):
                 problems.append('cannot unmount %s' % target)
                 break
         entry = lab.procs.entry(GLUSTER_HOST_KEY)
         if entry:
-            if nodes.terminate([entry]):
+            if rt.terminate([entry]):
                 problems.append('host GlusterFS client still alive')
             lab.procs.forget(GLUSTER_HOST_KEY)
         # Give the node clients a moment to notice their unmount.

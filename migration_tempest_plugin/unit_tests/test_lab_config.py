@@ -15,6 +15,7 @@ import testtools
 from migration_tempest_plugin.lab import nodes
 from migration_tempest_plugin.lab import storage
 from migration_tempest_plugin.lab import tls
+from migration_tempest_plugin import runtime
 
 
 def conf_dict(text):
@@ -90,39 +91,39 @@ MOUNTINFO = """\
 class TestParsers(testtools.TestCase):
 
     def test_parse_mountinfo(self):
-        mounts = nodes.parse_mountinfo(MOUNTINFO)
+        mounts = runtime.parse_mountinfo(MOUNTINFO)
         self.assertEqual(8, len(mounts))
         self.assertEqual('nsfs', mounts[3]['fstype'])
         self.assertEqual('/srv/lab/with space', mounts[6]['target'])
         self.assertEqual(['shared:1'], mounts[0]['optional'])
 
     def test_top_mount_is_the_last_one(self):
-        mounts = nodes.parse_mountinfo(MOUNTINFO)
-        self.assertEqual('tmpfs', nodes.top_mount(
+        mounts = runtime.parse_mountinfo(MOUNTINFO)
+        self.assertEqual('tmpfs', runtime.top_mount(
             mounts, '/var/tmp/lab/mnt/shared')['fstype'])
-        self.assertIsNone(nodes.top_mount(mounts, '/nowhere'))
+        self.assertIsNone(runtime.top_mount(mounts, '/nowhere'))
 
     def test_mounts_under_deepest_first_without_lookalikes(self):
-        mounts = nodes.parse_mountinfo(MOUNTINFO)
+        mounts = runtime.parse_mountinfo(MOUNTINFO)
         self.assertEqual(['/var/tmp/lab/mnt/shared', '/var/tmp/lab/ns/n1.mnt',
                           '/var/tmp/lab/ns'],
-                         nodes.mounts_under(mounts, '/var/tmp/lab/'))
+                         runtime.mounts_under(mounts, '/var/tmp/lab/'))
 
     def test_parse_proc_stat_with_odd_command_name(self):
         # Fields 3.. after the command name; the start time is field 22.
         fields = ['S'] + [str(100 + n) for n in range(4, 40)]
         text = '1234 (a) b (c) ' + ' '.join(fields)
-        self.assertEqual(('S', 122), nodes.parse_proc_stat(text))
+        self.assertEqual(('S', 122), runtime.parse_proc_stat(text))
 
     def test_one_line(self):
-        self.assertEqual('a | b', nodes._one_line('a\n\n  b  \n'))
-        self.assertTrue(nodes._one_line('x' * 1000, 10).startswith('...'))
+        self.assertEqual('a | b', runtime.one_line('a\n\n  b  \n'))
+        self.assertTrue(runtime.one_line('x' * 1000, 10).startswith('...'))
 
     def test_tail_keeps_only_the_last_run(self):
         with tempfile.NamedTemporaryFile('w', delete=False) as f:
             f.write('old error\n\n--- 2026 libvirtd\nnew line 1\nnew 2\n')
         self.addCleanup(os.unlink, f.name)
-        self.assertEqual('new line 1 | new 2', nodes.tail(f.name))
+        self.assertEqual('new line 1 | new 2', runtime.tail(f.name))
 
     def test_volume_status_xml(self):
         xml = """<cliOutput><volStatus><volumes><volume>
@@ -185,13 +186,13 @@ class TestStoragePaths(testtools.TestCase):
 
     def test_escapes_are_refused(self):
         n1 = self.lab.nodes[0]
-        self.assertRaises(nodes.LabError, n1.host_path, 'local', '../n2/x')
-        self.assertRaises(nodes.LabError, n1.host_path, 'local',
+        self.assertRaises(runtime.LabError, n1.host_path, 'local', '../n2/x')
+        self.assertRaises(runtime.LabError, n1.host_path, 'local',
                           '/srv/lab/shared/x')
-        self.assertRaises(nodes.LabError, n1.host_path, 'local', '/etc/x')
+        self.assertRaises(runtime.LabError, n1.host_path, 'local', '/etc/x')
 
     def test_shared_needs_the_host_client_mounted(self):
-        self.assertRaises(nodes.LabError, self.lab.nodes[0].host_path,
+        self.assertRaises(runtime.LabError, self.lab.nodes[0].host_path,
                           'shared', 'x')
         with mock.patch.object(storage, '_host_mount_type',
                                return_value='fuse.glusterfs'):
@@ -201,7 +202,7 @@ class TestStoragePaths(testtools.TestCase):
 
     def test_mode_outside_the_lab(self):
         lab = nodes.Lab(self.state, modes=('local',))
-        self.assertRaises(nodes.LabError, lab.nodes[0].host_path,
+        self.assertRaises(runtime.LabError, lab.nodes[0].host_path,
                           'shared-nolock', 'x')
         self.assertEqual([lab.nodes[0], lab.nodes[1]], lab.sandboxes)
         self.assertIn(self.lab.gluster, self.lab.sandboxes)
@@ -281,14 +282,14 @@ class TestPreflight(testtools.TestCase):
 
     def test_missing_binaries_name_packages(self):
         lab = nodes.Lab(tempfile.gettempdir())
-        with mock.patch.object(nodes, 'which',
+        with mock.patch.object(runtime, 'which',
                                side_effect=lambda b: None if b in (
                                    'bindfs', 'glusterd') else '/bin/' + b):
             self.assertEqual({'bindfs': 'bindfs',
                               'glusterd': 'glusterfs-server'},
                              lab.missing_binaries())
             with mock.patch('os.geteuid', return_value=0):
-                exc = self.assertRaises(nodes.LabError, lab.preflight)
+                exc = self.assertRaises(runtime.LabError, lab.preflight)
             self.assertIn('bindfs, glusterd', str(exc))
             local_only = nodes.Lab(tempfile.gettempdir(), modes=('local',))
             self.assertEqual({}, local_only.missing_binaries())
@@ -296,9 +297,9 @@ class TestPreflight(testtools.TestCase):
     def test_non_root_is_refused(self):
         lab = nodes.Lab(tempfile.gettempdir())
         with mock.patch('os.geteuid', return_value=1000):
-            exc = self.assertRaises(nodes.LabError, lab.preflight)
+            exc = self.assertRaises(runtime.LabError, lab.preflight)
             self.assertIn('root', str(exc))
-            self.assertRaises(nodes.LabError, lab.down)
+            self.assertRaises(runtime.LabError, lab.down)
 
 
 class TestProcesses(testtools.TestCase):
@@ -306,20 +307,20 @@ class TestProcesses(testtools.TestCase):
     def test_record_and_terminate(self):
         folder = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, folder)
-        table = nodes.ProcTable(folder)
+        table = runtime.ProcTable(folder)
         proc = subprocess.Popen(['sleep', '30'])
         table.record('sleeper', proc, ['sleep', '30'], '/dev/null')
         self.assertEqual(proc.pid, table.pid('sleeper'))
         self.assertEqual(['sleeper'], table.names())
-        self.assertFalse(nodes.pid_alive(proc.pid, -1))  # wrong start time
-        self.assertEqual([], nodes.terminate([table.entry('sleeper')], 5))
+        self.assertFalse(runtime.pid_alive(proc.pid, -1))  # wrong start time
+        self.assertEqual([], runtime.terminate([table.entry('sleeper')], 5))
         self.assertIsNone(table.pid('sleeper'))
         table.forget('sleeper')
         self.assertEqual([], table.names())
 
     def test_host_namespaces_are_never_targets(self):
         own = os.stat('/proc/self/ns/net').st_ino
-        self.assertEqual([], nodes.pids_in_namespaces([own], []))
+        self.assertEqual([], runtime.pids_in_namespaces([own], []))
 
 
 class TestTLS(testtools.TestCase):
