@@ -478,7 +478,7 @@ class Cloud:
                         timeout=60).stdout.strip()
 
     def guest_files(self):
-        from migration_tempest_plugin.lab import guest as guestlib
+        from migration_tempest_plugin.integrity import guest as guestlib
         out = self.path('guest')
         image = guestlib.build_guest(out)
         disk = os.path.join(out, 'disk.raw')

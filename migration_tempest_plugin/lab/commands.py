@@ -97,7 +97,7 @@ def _cases(args):
 
 def run_cases(args, lab, cases):
     """Run `cases` on a lab that is up; return the results."""
-    from migration_tempest_plugin.lab import guest as guestlib
+    from migration_tempest_plugin.integrity import guest as guestlib
     from migration_tempest_plugin.lab import matrix
     from migration_tempest_plugin.lab import report
 

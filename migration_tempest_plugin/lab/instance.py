@@ -10,7 +10,7 @@ import os
 import uuid as uuidlib
 from xml.sax import saxutils
 
-from migration_tempest_plugin.lab import guest as guestlib
+from migration_tempest_plugin.integrity import guest as guestlib
 
 GUEST_MEMORY_MIB = 128
 

@@ -21,8 +21,8 @@ import testtools
 
 from migration_tempest_plugin.integrity import blocks
 from migration_tempest_plugin.integrity import checker
+from migration_tempest_plugin.integrity import guest
 from migration_tempest_plugin.integrity import history
-from migration_tempest_plugin.lab import guest
 
 BUSYBOX = shutil.which('busybox') or '/bin/busybox'
 HAVE_BUSYBOX = os.path.exists(BUSYBOX)

@@ -22,7 +22,7 @@ import fixtures
 import testtools
 
 from migration_tempest_plugin.integrity import blocks
-from migration_tempest_plugin.lab import guest
+from migration_tempest_plugin.integrity import guest
 
 BUSYBOX = shutil.which('busybox') or '/bin/busybox'
 HAVE_STATIC_BUSYBOX = (os.path.exists(BUSYBOX) and

@@ -3,7 +3,7 @@
 Usage: build_guest.py OUT_DIR KERNEL
 
 Prints one JSON object: kernel, initrd, cmdline, disk.  Uses
-migration_tempest_plugin.lab.guest (build_guest, write_base_disk), which
+migration_tempest_plugin.integrity.guest (build_guest, write_base_disk), which
 must be importable (PYTHONPATH pointing at the plugin's checkout).
 """
 
@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from migration_tempest_plugin.lab import guest
+from migration_tempest_plugin.integrity import guest
 
 
 def main(out_dir, kernel):

@@ -10,15 +10,17 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""The lab guest: a host kernel plus a busybox initramfs running agent.sh.
+"""The integrity guest: a host kernel, and a busybox initramfs that runs
+agent.sh.
 
 Nothing is downloaded.  The initramfs (newc cpio, gzip) is written by this
 module from the host's busybox-static, the cloud kernel's virtio modules,
 an /init script and the integrity workload; the test disk is the raw base
 image of :mod:`migration_tempest_plugin.integrity.blocks`.
 
-``python -m migration_tempest_plugin.lab.guest smoke DIR`` boots the guest
-under TCG on a qcow2 overlay, lets it write, kills it and checks the disk.
+``python -m migration_tempest_plugin.integrity.guest smoke DIR`` boots the
+guest under TCG on a qcow2 overlay, lets it write, kills it and checks the
+disk.
 """
 
 import argparse
@@ -46,8 +48,8 @@ DEFAULT_CMDLINE = 'console=ttyS0 quiet loglevel=0'
 # insmod order matters: each module needs the ones before it.
 VIRTIO_MODULES = ('virtio_ring', 'virtio', 'virtio_pci_modern_dev',
                   'virtio_pci_legacy_dev', 'virtio_pci', 'virtio_blk')
-AGENT_PATH = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'integrity', 'agent.sh')
+AGENT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          'agent.sh')
 MODULE_SUFFIXES = ('.ko', '.ko.xz', '.ko.zst', '.ko.gz')
 
 GuestImage = collections.namedtuple('GuestImage', 'kernel initrd cmdline')
@@ -485,7 +487,7 @@ def _read(path):
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog='python -m '
-                                'migration_tempest_plugin.lab.guest')
+                                'migration_tempest_plugin.integrity.guest')
     sub = p.add_subparsers(dest='cmd', required=True)
     b = sub.add_parser('build', help='build kernel + initramfs')
     b.add_argument('out_dir')
