@@ -205,6 +205,10 @@ class Storage(str, enum.Enum):
                 text, ', '.join(s.value for s in cls))) from None
 
 
+# The one storage vocabulary: the lab's modes, in the matrix's order.
+STORAGE_MODES = tuple(s.value for s in Storage)
+
+
 class Outcome(str, enum.Enum):
     INTACT = 'INTACT'                      # migrates, data survives
     REFUSED_BY_NOVA = 'REFUSED-BY-NOVA'

@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
 import libvirt  # noqa: E402
 
+from migration_tempest_plugin import flags  # noqa: E402
 from migration_tempest_plugin.lab import nodes  # noqa: E402
 
 L = libvirt
@@ -259,8 +260,7 @@ def main():
     parser.add_argument('--state-dir', default=nodes.DEFAULT_STATE_DIR)
     parser.add_argument('--keep', action='store_true',
                         help='leave the lab up at the end')
-    parser.add_argument('--only', choices=('local', 'shared',
-                                           'shared-nolock'),
+    parser.add_argument('--only', choices=flags.STORAGE_MODES,
                         action='append')
     args = parser.parse_args()
     libvirt.registerErrorHandler(quiet_errors, None)
@@ -275,7 +275,7 @@ def main():
     conns = {n.name: libvirt.open(n.uri) for n in lab.nodes}
     try:
         check_sharing(lab)
-        wanted = args.only or ['local', 'shared', 'shared-nolock']
+        wanted = args.only or flags.STORAGE_MODES
         if 'local' in wanted:
             scenario_local(lab, conns)
         if 'shared' in wanted:

@@ -7,8 +7,8 @@ import json
 import os
 import sys
 
-DEFAULT_STATE_DIR = os.environ.get('MIGRATION_LAB_STATE',
-                                   '/var/tmp/migration-lab')
+from migration_tempest_plugin.cloud import config as cfg
+from migration_tempest_plugin.lab import nodes
 
 
 def add_arguments(parser):
@@ -16,13 +16,13 @@ def add_arguments(parser):
     sub = parser.add_subparsers(dest='cloud_command', required=True)
 
     def common(p):
-        p.add_argument('--state-dir', default=DEFAULT_STATE_DIR,
+        p.add_argument('--state-dir', default=nodes.DEFAULT_STATE_DIR,
                        help='the lab state folder (default %(default)s, or '
                             '$MIGRATION_LAB_STATE)')
     p = sub.add_parser('up', help='bring the lab and the cloud up (twice '
                                   'is harmless)')
     common(p)
-    p.add_argument('--storage', choices=('local', 'shared'),
+    p.add_argument('--storage', choices=cfg.STORAGE_MODES,
                    help='instances path: each node its own folder (local, '
                         'the default) or the lab\'s GlusterFS share '
                         '(shared); a cloud that is up keeps its mode')

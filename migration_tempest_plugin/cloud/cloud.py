@@ -34,9 +34,8 @@ from migration_tempest_plugin.cloud import config as cfg
 from migration_tempest_plugin.cloud import services
 from migration_tempest_plugin.cloud import tempest_conf
 from migration_tempest_plugin.cloud import venv as venvlib
+from migration_tempest_plugin.lab import nodes
 
-DEFAULT_STATE_DIR = os.environ.get('MIGRATION_LAB_STATE',
-                                   '/var/tmp/migration-lab')
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 SBIN = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
@@ -98,8 +97,8 @@ class Cloud:
     """The lab cloud on the lab of `state_dir`, with instances on the lab's
     `storage` mode ('local' or 'shared')."""
 
-    def __init__(self, state_dir=DEFAULT_STATE_DIR, storage=None, say=None,
-                 host=cfg.HOST):
+    def __init__(self, state_dir=nodes.DEFAULT_STATE_DIR, storage=None,
+                 say=None, host=cfg.HOST):
         self.host = host
         self.state_dir = os.path.abspath(state_dir)
         self.dir = os.path.join(self.state_dir, 'cloud')
@@ -160,7 +159,6 @@ class Cloud:
 
     def lab(self):
         if self._lab is None:
-            from migration_tempest_plugin.lab import nodes
             self._lab = nodes.Lab(self.state_dir, modes=(self.storage,))
         return self._lab
 
@@ -724,7 +722,6 @@ class Cloud:
                 else:
                     os.unlink(path)
         if not keep_lab:
-            from migration_tempest_plugin.lab import nodes
             self.say('cloud: taking the lab down')
             nodes.Lab(self.state_dir).down(
                 progress=lambda text: self.say('lab: ' + text))

@@ -58,7 +58,8 @@ MIGRATION_OPTIONS = ('live_migration_tunnelled',
                      'live_migration_permit_post_copy',
                      'live_migration_permit_auto_converge',
                      'live_migration_parallel_connections')
-# The lab's storage mode -> the plugin's [migration] storage choice.
+# The lab's storage modes that the cloud offers (flags.STORAGE_MODES) ->
+# the plugin's [migration] storage choice.
 PLUGIN_STORAGE = {'local': 'local', 'shared': 'nfs'}
 STORAGE_MODES = tuple(PLUGIN_STORAGE)
 

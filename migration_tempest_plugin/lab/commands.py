@@ -11,11 +11,10 @@ import statistics
 import subprocess
 import time
 
+from migration_tempest_plugin import flags
 from migration_tempest_plugin.lab import nodes
 from migration_tempest_plugin.runtime import LabError
 
-DEFAULT_STATE_DIR = os.environ.get('MIGRATION_LAB_STATE',
-                                   nodes.DEFAULT_STATE_DIR)
 TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), 'tools')
 
@@ -91,7 +90,7 @@ def _cases(args):
     from migration_tempest_plugin.lab import matrix
     if args.controls:
         return matrix.control_cases() * args.repeat
-    storages = args.storage or matrix.STORAGE_MODES
+    storages = args.storage or flags.STORAGE_MODES
     return matrix.all_cases(storages, args.only) * args.repeat
 
 
@@ -279,13 +278,13 @@ def cmd_bench(args):
 # -- argument parsing ---------------------------------------------------------
 
 def _common(p, matrix=True):
-    p.add_argument('--state-dir', default=DEFAULT_STATE_DIR,
+    p.add_argument('--state-dir', default=nodes.DEFAULT_STATE_DIR,
                    help='where the lab keeps everything (default %(default)s'
                         ', or $MIGRATION_LAB_STATE)')
     if not matrix:
         return
     p.add_argument('--storage', action='append',
-                   choices=('local', 'shared', 'shared-nolock'),
+                   choices=flags.STORAGE_MODES,
                    help='only these storage modes (repeatable)')
     p.add_argument('--only', action='append', metavar='TEXT',
                    help='only cases whose storage/flag-set id contains TEXT')

@@ -69,9 +69,6 @@ def flag_sets():
     return sets
 
 
-STORAGE_MODES = ('local', 'shared', 'shared-nolock')
-
-
 @dataclasses.dataclass
 class Case:
     storage: str
@@ -90,7 +87,7 @@ class Case:
         return flags.expect(self.flags, self.storage)
 
 
-def all_cases(storages=STORAGE_MODES, only=None):
+def all_cases(storages=flags.STORAGE_MODES, only=None):
     cases = []
     for storage in storages:
         for flag_set in flag_sets():

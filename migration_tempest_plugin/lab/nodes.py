@@ -40,12 +40,14 @@ import subprocess
 import time
 import uuid
 
+from migration_tempest_plugin import flags
 from migration_tempest_plugin.lab import storage as storagelib
 from migration_tempest_plugin.lab import tls as tlslib
 from migration_tempest_plugin import runtime as rt
 
-DEFAULT_STATE_DIR = '/var/tmp/migration-lab'
-STORAGE_MODES = storagelib.STORAGE_MODES
+# Where the lab and the lab cloud keep everything, unless told otherwise.
+DEFAULT_STATE_DIR = os.environ.get('MIGRATION_LAB_STATE',
+                                   '/var/tmp/migration-lab')
 storage_path = storagelib.storage_path
 
 BRIDGE = 'labbr0'
@@ -430,7 +432,7 @@ class Lab:
     ``down()`` removes everything outside the state folder and works on a
     partial lab; ``status()`` says what is there."""
 
-    def __init__(self, state_dir=DEFAULT_STATE_DIR, modes=STORAGE_MODES,
+    def __init__(self, state_dir=DEFAULT_STATE_DIR, modes=flags.STORAGE_MODES,
                  libvirt_debug=True):
         for mode in modes:
             storagelib.check_mode(mode)
@@ -445,8 +447,6 @@ class Lab:
         self._meta_file = os.path.join(self.state_dir, 'lab.json')
 
     # Small API ---------------------------------------------------------------
-
-    STORAGE_MODES = STORAGE_MODES
 
     @staticmethod
     def storage_path(mode):

@@ -30,11 +30,11 @@ import os
 import re
 import time
 
+from migration_tempest_plugin import flags
 from migration_tempest_plugin import runtime as rt
 
 MOUNT_BASE = '/srv'
 STORAGE_ROOT = '/srv/lab'
-STORAGE_MODES = ('local', 'shared', 'shared-nolock')
 
 GLUSTER_ADDRESS = '10.254.0.253'
 GLUSTER_VOLUME = 'labvol'
@@ -71,9 +71,9 @@ class StorageError(ValueError):
 
 
 def check_mode(mode):
-    if mode not in STORAGE_MODES:
+    if mode not in flags.STORAGE_MODES:
         raise StorageError('unknown storage mode %r (known: %s)' % (
-            mode, ', '.join(STORAGE_MODES)))
+            mode, ', '.join(flags.STORAGE_MODES)))
     return mode
 
 
@@ -148,7 +148,7 @@ def node_mount_point(node, mode):
 def node_binds(lab, node):
     """Bind mounts of a node's sandbox for storage: its own /srv (holding
     the mount points of every mode) and its local folder."""
-    for mode in STORAGE_MODES:
+    for mode in flags.STORAGE_MODES:
         os.makedirs(node_mount_point(node, mode), exist_ok=True)
     binds = [(os.path.join(node.dir, 'srv'), MOUNT_BASE)]
     if 'local' in lab.modes:

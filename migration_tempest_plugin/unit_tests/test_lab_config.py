@@ -12,6 +12,7 @@ import uuid
 
 import testtools
 
+from migration_tempest_plugin import flags
 from migration_tempest_plugin.lab import nodes
 from migration_tempest_plugin.lab import storage
 from migration_tempest_plugin.lab import tls
@@ -148,8 +149,8 @@ class TestStoragePaths(testtools.TestCase):
 
     def test_same_path_in_both_nodes(self):
         self.assertEqual(('local', 'shared', 'shared-nolock'),
-                         nodes.STORAGE_MODES)
-        for mode in nodes.STORAGE_MODES:
+                         flags.STORAGE_MODES)
+        for mode in flags.STORAGE_MODES:
             self.assertEqual('/srv/lab/' + mode, nodes.storage_path(mode))
             self.assertEqual(nodes.storage_path(mode),
                              self.lab.storage_path(mode))
@@ -220,7 +221,7 @@ class TestStoragePaths(testtools.TestCase):
         for src, _dst in self.lab.nodes[0].binds():
             self.assertTrue(src.startswith(self.state + '/'))
         # The mount points of every mode exist inside the node's /srv.
-        for mode in nodes.STORAGE_MODES:
+        for mode in flags.STORAGE_MODES:
             self.assertTrue(os.path.isdir(storage.node_mount_point(
                 self.lab.nodes[0], mode)))
 

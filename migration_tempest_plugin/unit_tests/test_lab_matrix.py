@@ -42,7 +42,7 @@ class TestMatrix(testtools.TestCase):
 
     def test_every_storage_mode_gets_every_set(self):
         cases = matrix.all_cases()
-        self.assertEqual(len(matrix.STORAGE_MODES) * len(matrix.flag_sets()),
+        self.assertEqual(len(flags.STORAGE_MODES) * len(matrix.flag_sets()),
                          len(cases))
         only = matrix.all_cases(only=['shared-nolock/nova-block'])
         self.assertTrue(only)
