@@ -427,9 +427,9 @@ def smoke(work_dir, seconds=15.0, qemu='qemu-system-x86_64', keep=False,
                 raise AssertionError('qemu exited early: %s' %
                                      proc.stderr.read().decode())
             text = _read(console)
-            if first_ack is None and 'MTP ACK ' in text:
+            if first_ack is None and history.ack_count(text):
                 first_ack = time.monotonic()
-            if 'MTP FATAL' in text:
+            if history.fatal_line(text):
                 break
             if first_ack is not None and \
                     time.monotonic() - first_ack >= seconds:

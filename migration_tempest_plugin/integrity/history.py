@@ -159,6 +159,18 @@ def _lines(texts):
         yield carry[0], carry[1], carry[2].rstrip('\r'), False
 
 
+def ack_count(text):
+    """How many ACK records a console text holds, without parsing them:
+    a waiter's cheap measure of progress (parse() judges them)."""
+    return text.count('MTP ACK ')
+
+
+def fatal_line(text):
+    """The workload's ``MTP FATAL`` record in a console text, or None."""
+    at = text.find('MTP FATAL')
+    return text[at:].splitlines()[0] if at >= 0 else None
+
+
 def parse(text):
     """Parse console text (a str, bytes, or a list of them) to a History."""
     if isinstance(text, (str, bytes)):

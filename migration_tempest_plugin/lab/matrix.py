@@ -408,21 +408,21 @@ class CaseRunner(object):
     # -- the guest's console ------------------------------------------------
 
     def _ack_count(self, inst):
-        return inst.console_text().count('MTP ACK ')
+        return historylib.ack_count(inst.console_text())
 
     def _wait_acks(self, inst, count, timeout, what):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = inst.console_text()
-            if 'MTP FATAL' in text:
-                line = text[text.index('MTP FATAL'):].splitlines()[0]
-                raise CaseError('guest workload failed: %s' % line)
-            if text.count('MTP ACK ') >= count:
+            fatal = historylib.fatal_line(text)
+            if fatal:
+                raise CaseError('guest workload failed: %s' % fatal)
+            if historylib.ack_count(text) >= count:
                 return
             time.sleep(0.1)
         raise CaseError('guest wrote %d of %d acknowledged blocks within '
-                        '%ds (%s)' % (inst.console_text().count('MTP ACK '),
-                                      count, timeout, what))
+                        '%ds (%s)' % (self._ack_count(inst), count, timeout,
+                                      what))
 
     def _destroy_everywhere(self, inst, conns):
         for conn in conns:

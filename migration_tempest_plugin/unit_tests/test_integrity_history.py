@@ -27,6 +27,17 @@ def kinds(problems):
     return [p.kind for p in problems]
 
 
+class TestQuickScan(testtools.TestCase):
+
+    def test_ack_count_and_fatal(self):
+        text = console(25)
+        self.assertEqual(25, history.ack_count(text))
+        self.assertIsNone(history.fatal_line(text))
+        text += 'noise MTP FATAL no disk /dev/vdb\r\nMTP NOTE bye\n'
+        self.assertEqual('MTP FATAL no disk /dev/vdb',
+                         history.fatal_line(text).strip())
+
+
 class TestParse(testtools.TestCase):
 
     def test_clean(self):
