@@ -4,11 +4,12 @@ import argparse
 import sys
 
 from migration_tempest_plugin.cloud import cli as cloud_cli
+from migration_tempest_plugin import errors
 from migration_tempest_plugin import flags
 from migration_tempest_plugin.lab import commands as lab_commands
 
 
-class UsageError(Exception):
+class UsageError(errors.Error):
     """Bad input: reported in one line, exit status 2."""
 
 
@@ -108,8 +109,7 @@ def main(argv=None):
     except UsageError as exc:
         print('migration-lab: error: %s' % exc, file=sys.stderr)
         return 2
-    except (flags.FlagError, flags.NovaRefusal,
-            lab_commands.LabError) as exc:
+    except errors.Error as exc:
         print('migration-lab: error: %s' % exc, file=sys.stderr)
         return 1
     except KeyboardInterrupt:

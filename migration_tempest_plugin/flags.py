@@ -10,6 +10,8 @@ import collections
 import dataclasses
 import enum
 
+from migration_tempest_plugin import errors
+
 try:
     import libvirt
 except ImportError:  # the tempest plugin does not need libvirt-python
@@ -63,7 +65,7 @@ FLAGS = _vocabulary()
 _NAMES_BY_VALUE = {value: name for name, value in FLAGS.items()}
 
 
-class FlagError(ValueError):
+class FlagError(errors.Error, ValueError):
     """Input that does not name a set of migration flags."""
 
 
@@ -126,7 +128,7 @@ TUNNELLED_WITH_TLS_MESSAGE = (
     "environment, pick 'live_migration_with_native_tls'.")
 
 
-class NovaRefusal(Exception):
+class NovaRefusal(errors.Error):
     """nova-compute refuses to start with these options (exception.Invalid)."""
 
 

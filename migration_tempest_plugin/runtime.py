@@ -15,10 +15,12 @@ import signal
 import subprocess
 import time
 
+from migration_tempest_plugin import errors
+
 _SBIN_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
 
-class LabError(Exception):
+class LabError(errors.Error):
     """Something in the lab failed; the message is one line and says what."""
 
 

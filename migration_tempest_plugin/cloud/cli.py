@@ -7,7 +7,9 @@ import json
 import os
 import sys
 
+from migration_tempest_plugin.cloud import cloud as cloudlib
 from migration_tempest_plugin.cloud import config as cfg
+from migration_tempest_plugin import errors
 from migration_tempest_plugin.lab import nodes
 
 
@@ -45,9 +47,6 @@ def add_arguments(parser):
 
 def run(args):
     """Run parsed arguments; return the exit status."""
-    from migration_tempest_plugin.cloud import cloud as cloudlib
-    from migration_tempest_plugin.cloud import services
-    from migration_tempest_plugin.cloud import venv as venvlib
     if os.geteuid() != 0:
         print('cloud: needs root (the lab\'s namespaces, MariaDB, '
               'RabbitMQ)', file=sys.stderr)
@@ -76,17 +75,9 @@ def run(args):
             c.restart_compute(args.name)
             print('cloud: %s restarted and reporting' % args.name)
             return 0
-    except (cloudlib.CloudError, services.ServiceError,
-            venvlib.VenvError) as exc:
+    except errors.Error as exc:
         print('cloud: ERROR: %s' % exc, file=sys.stderr)
         return 1
-    except Exception as exc:
-        # LabError and friends: one message, non-zero.
-        if type(exc).__name__ in ('LabError', 'LabCommandError',
-                                  'StorageError', 'GuestBuildError'):
-            print('cloud: ERROR: %s' % exc, file=sys.stderr)
-            return 1
-        raise
     return 2
 
 

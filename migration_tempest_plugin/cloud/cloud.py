@@ -34,6 +34,7 @@ from migration_tempest_plugin.cloud import config as cfg
 from migration_tempest_plugin.cloud import services
 from migration_tempest_plugin.cloud import tempest_conf
 from migration_tempest_plugin.cloud import venv as venvlib
+from migration_tempest_plugin import errors
 from migration_tempest_plugin.lab import nodes
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -45,7 +46,7 @@ INFRA = ('mariadb', 'epmd', 'rabbitmq')
 KEEP = ('venv',)
 
 
-class CloudError(Exception):
+class CloudError(errors.Error):
     """`cloud` failed: one message that says what and where."""
 
 

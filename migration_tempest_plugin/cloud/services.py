@@ -15,10 +15,11 @@ import signal
 import subprocess
 import time
 
+from migration_tempest_plugin import errors
 from migration_tempest_plugin import runtime as rt
 
 
-class ServiceError(Exception):
+class ServiceError(errors.Error):
     """A service failed: the message names it and ends with its log tail."""
 
 

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 
+from migration_tempest_plugin import errors
+
 # What the venv holds; every version comes from the constraints file.
 PACKAGES = ('nova', 'keystone', 'openstack-placement', 'glance', 'neutron',
             'tempest', 'python-openstackclient', 'openstacksdk', 'PyMySQL',
@@ -21,7 +23,7 @@ CONSTRAINTS = os.path.join(
 MARKER = '.migration-lab-cloud'
 
 
-class VenvError(Exception):
+class VenvError(errors.Error):
     pass
 
 

@@ -16,10 +16,12 @@ import subprocess
 
 import yaml
 
+from migration_tempest_plugin import errors
+
 DISK_TMP = '/tmp/migration-tempest-plugin-disk.raw'
 
 
-class HostAccessError(Exception):
+class HostAccessError(errors.Error):
     pass
 
 

@@ -46,6 +46,8 @@ import collections
 import os
 import re
 
+from migration_tempest_plugin import errors
+
 BLOCK_SIZE = 4096
 RECORD_SIZE = 64
 COPIES = BLOCK_SIZE // RECORD_SIZE
@@ -80,7 +82,7 @@ _LABEL_RE = re.compile(
 Record = collections.namedtuple('Record', 'run idx gen sum')
 
 
-class LayoutError(ValueError):
+class LayoutError(errors.Error, ValueError):
     """A layout that the workload cannot use."""
 
 

@@ -39,6 +39,7 @@ import subprocess
 import sys
 import time
 
+from migration_tempest_plugin import errors
 from migration_tempest_plugin.integrity import blocks
 from migration_tempest_plugin.integrity import checker
 from migration_tempest_plugin.integrity import history
@@ -55,7 +56,7 @@ MODULE_SUFFIXES = ('.ko', '.ko.xz', '.ko.zst', '.ko.gz')
 GuestImage = collections.namedtuple('GuestImage', 'kernel initrd cmdline')
 
 
-class GuestBuildError(Exception):
+class GuestBuildError(errors.Error):
     pass
 
 

@@ -8,6 +8,7 @@ import os
 import threading
 import time
 
+from migration_tempest_plugin import errors
 from migration_tempest_plugin import flags
 from migration_tempest_plugin.integrity import checker
 from migration_tempest_plugin.integrity import history as historylib
@@ -176,7 +177,7 @@ def finding_text(expectation, verdict, message):
 
 # -- running one case -------------------------------------------------------
 
-class CaseError(Exception):
+class CaseError(errors.Error):
     """The harness could not run the case (not a verdict on the stack)."""
 
 

@@ -30,6 +30,7 @@ import os
 import re
 import time
 
+from migration_tempest_plugin import errors
 from migration_tempest_plugin import flags
 from migration_tempest_plugin import runtime as rt
 
@@ -65,7 +66,7 @@ GLUSTER_BINDS = (
 )
 
 
-class StorageError(ValueError):
+class StorageError(errors.Error, ValueError):
     """Raised for a bad storage mode or path (a LabError is raised for a
     failing daemon)."""
 

@@ -20,6 +20,8 @@ import shutil
 import subprocess
 import tempfile
 
+from migration_tempest_plugin import errors
+
 DAYS = 3650
 KEY_BITS = 2048
 NODE_FILES = ('ca-cert.pem', 'server-cert.pem', 'server-key.pem',
@@ -27,7 +29,7 @@ NODE_FILES = ('ca-cert.pem', 'server-cert.pem', 'server-key.pem',
 _META = '.lab-tls.json'
 
 
-class TLSError(Exception):
+class TLSError(errors.Error):
     pass
 
 
