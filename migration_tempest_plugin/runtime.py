@@ -11,9 +11,10 @@ import errno
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
+
+import psutil
 
 from migration_tempest_plugin import errors
 
@@ -93,35 +94,31 @@ def mounts_under(mounts, top):
     return sorted(hits, key=lambda t: (-t.count('/'), t))
 
 
-def parse_proc_stat(text):
-    """(state, start time in clock ticks) from /proc/PID/stat."""
-    rest = text[text.rindex(')') + 2:].split()
-    return rest[0], int(rest[19])
-
-
 # -- processes ------------------------------------------------------------
-
-def proc_stat(pid):
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            return parse_proc_stat(f.read())
-    except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
-        return None
-
+# A process is known by its PID and its start time (psutil's create_time),
+# so that a PID the kernel has given to someone else is never taken for
+# ours; a zombie is reaped and counts as gone.
 
 def reap(pid):
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
 
 
+def proc_start(pid):
+    """The start time of a live process, or None."""
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            reap(pid)
+            return None
+        return proc.create_time()
+    except psutil.Error:
+        return None
+
+
 def pid_alive(pid, start=None):
-    st = proc_stat(pid)
-    if st is None:
-        return False
-    if st[0] in ('Z', 'X'):
-        reap(pid)
-        return False
-    return start is None or st[1] == start
+    now = proc_start(pid)
+    return now is not None and (start is None or now == start)
 
 
 def ns_inode(path):
@@ -141,10 +138,7 @@ def pids_in_namespaces(net_inodes=(), mnt_inodes=()):
     found = []
     if not wanted_net and not wanted_mnt:
         return found
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        pid = int(entry)
+    for pid in psutil.pids():
         if pid in (1, os.getpid()):
             continue
         if (ns_inode('/proc/%d/ns/net' % pid) in wanted_net
@@ -153,90 +147,212 @@ def pids_in_namespaces(net_inodes=(), mnt_inodes=()):
     return found
 
 
-def terminate(pids, timeout=15.0):
-    """SIGTERM the given (pid, start) pairs, wait, then SIGKILL.  Returns
-    the PIDs still alive afterwards (should be none)."""
-    pids = [(p, s) for p, s in pids if pid_alive(p, s)]
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        for p, s in pids:
-            if pid_alive(p, s):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(p, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            pids = [(p, s) for p, s in pids if pid_alive(p, s)]
-            if not pids:
-                return []
-            time.sleep(0.1)
-    return [p for p, s in pids if pid_alive(p, s)]
+def entries(pids):
+    """(pid, start) of those of `pids` that are alive."""
+    out = []
+    for pid in pids:
+        start = proc_start(pid)
+        if start is not None:
+            out.append((pid, start))
+    return out
 
 
-class ProcTable:
-    """Daemons the lab started: <state>/pids/NAME.json with the PID and its
-    start time (so a recycled PID is never taken for ours)."""
+def terminate(pairs, timeout=15.0):
+    """SIGTERM the (pid, start) pairs that are still ours, wait, then
+    SIGKILL what is left.  Returns the PIDs still alive (should be none)."""
+    procs = []
+    for pid, start in pairs:
+        if pid_alive(pid, start):
+            with contextlib.suppress(psutil.Error):
+                procs.append(psutil.Process(pid))
+    left = procs
+    for signal_them, wait in (('terminate', timeout), ('kill', 5.0)):
+        for proc in left:
+            with contextlib.suppress(psutil.Error):
+                getattr(proc, signal_them)()
+        _gone, left = psutil.wait_procs(left, timeout=wait)
+        if not left:
+            return []
+    return [p.pid for p in left if pid_alive(p.pid)]
 
-    def __init__(self, folder):
-        self.folder = folder
-        self.children = {}
+
+def session_members(leader, start):
+    """PIDs in the session that `leader` (started at `start`) opened: the
+    leader if it is still ours, and every process of its session that
+    started no earlier (daemons that double-forked included).  Empty if
+    the PID now belongs to someone else."""
+    now = proc_start(leader)
+    if now is not None and now != start:
+        return []          # recycled PID: not ours any more
+    out = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getsid(proc.pid) == leader and \
+                    proc.create_time() >= start and \
+                    proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(proc.pid)
+        except (OSError, psutil.Error):
+            continue
+    return sorted(out)
+
+
+def rss_bytes(pids):
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            total += psutil.Process(pid).memory_info().rss
+    return total
+
+
+START_MARKER = '--- started '
+
+
+def tail(path, lines=15, limit=1500):
+    """The last lines of a log, from the last start marker on."""
+    try:
+        with open(path, 'rb') as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 32768))
+            text = f.read().decode('utf-8', 'replace')
+    except OSError:
+        return '(no log at %s)' % path
+    marker = text.rfind('\n' + START_MARKER)
+    if marker >= 0:
+        text = text[marker + 1:]
+    out = '\n'.join(text.rstrip().splitlines()[-lines:])
+    return out if len(out) <= limit else '...' + out[-limit:]
+
+
+class ServiceError(LabError):
+    """A supervised process failed: the message names it and ends with
+    the tail of its log."""
+
+
+class Supervisor:
+    """Long-lived processes this project started, each in a session of its
+    own, with its output appended to a log.  <pid_dir>/NAME.json records
+    its PID, start time, argv and log; stopping it ends the processes of
+    that session only (a service and what it forked: gunicorn workers,
+    Erlang helpers), never anything found by name."""
+
+    def __init__(self, pid_dir, log_dir=None, env=None):
+        """`log_dir`: where log(NAME) is; `env`: the whole environment of
+        the processes (default: this process's)."""
+        self.pid_dir = pid_dir
+        self.log_dir = log_dir
+        self.base_env = env
+
+    def log(self, name):
+        return os.path.join(self.log_dir, name + '.log')
 
     def _file(self, name):
-        return os.path.join(self.folder, name + '.json')
+        return os.path.join(self.pid_dir, name + '.json')
 
-    def record(self, name, proc, argv, log):
-        os.makedirs(self.folder, exist_ok=True)
-        st = proc_stat(proc.pid)
-        data = {'pid': proc.pid, 'start': st[1] if st else None,
-                'argv': list(argv), 'log': log}
-        with open(self._file(name), 'w') as f:
-            json.dump(data, f)
-        self.children[name] = proc
-
-    def get(self, name):
+    def record(self, name):
         try:
             with open(self._file(name)) as f:
                 return json.load(f)
-        except (FileNotFoundError, ValueError):
+        except (OSError, ValueError):
             return None
 
-    def pid(self, name):
-        """The PID if that daemon is alive, else None."""
-        data = self.get(name)
-        if data and pid_alive(data['pid'], data['start']):
-            return data['pid']
-        return None
-
     def names(self):
-        if not os.path.isdir(self.folder):
+        if not os.path.isdir(self.pid_dir):
             return []
-        return sorted(n[:-5] for n in os.listdir(self.folder)
+        return sorted(n[:-5] for n in os.listdir(self.pid_dir)
                       if n.endswith('.json'))
 
     def entry(self, name):
-        data = self.get(name)
-        return (data['pid'], data['start']) if data else None
+        """(pid, start) as recorded, or None."""
+        rec = self.record(name)
+        return (rec['pid'], rec['start']) if rec else None
+
+    def pid(self, name):
+        """The PID if that process is running, else None."""
+        rec = self.record(name)
+        if rec and pid_alive(rec['pid'], rec['start']):
+            return rec['pid']
+        return None
+
+    def members(self, name):
+        rec = self.record(name)
+        if not rec:
+            return []
+        return session_members(rec['pid'], rec['start'])
+
+    def start(self, name, argv, log=None, env=None, cwd='/'):
+        """Start `argv` unless `name` runs already; return its PID."""
+        pid = self.pid(name)
+        if pid:
+            return pid
+        log = log or self.log(name)
+        os.makedirs(self.pid_dir, exist_ok=True)
+        os.makedirs(os.path.dirname(log), exist_ok=True)
+        full_env = dict(os.environ if self.base_env is None
+                        else self.base_env)
+        full_env.update(env or {})
+        argv = [str(a) for a in argv]
+        with open(log, 'ab') as out:
+            out.write(('\n%s%s: %s\n' % (
+                START_MARKER, time.strftime('%F %T'),
+                ' '.join(argv))).encode())
+            out.flush()
+            try:
+                proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=out,
+                    stderr=subprocess.STDOUT, cwd=cwd, env=full_env,
+                    start_new_session=True)
+            except OSError as exc:
+                raise ServiceError('%s: cannot start %s: %s' % (
+                    name, argv[0], exc)) from exc
+        start = proc_start(proc.pid)
+        with open(self._file(name) + '.tmp', 'w') as f:
+            json.dump({'pid': proc.pid, 'start': start, 'argv': argv,
+                       'log': log}, f)
+        os.replace(self._file(name) + '.tmp', self._file(name))
+        return proc.pid
+
+    def stop(self, name, timeout=20.0):
+        """End the process's session; True if nothing of it is left."""
+        rec = self.record(name)
+        if not rec:
+            return True
+        members = session_members(rec['pid'], rec['start'])
+        left = terminate(entries(members), timeout=timeout)
+        reap(rec['pid'])
+        if not left:
+            self.forget(name)
+        return not left
 
     def forget(self, name):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._file(name))
-        proc = self.children.pop(name, None)
-        if proc is not None:
-            with contextlib.suppress(Exception):
-                proc.poll()
 
+    def failure(self, name, what):
+        rec = self.record(name) or {}
+        log = rec.get('log') or self.log(name)
+        return ServiceError('%s %s; last lines of %s:\n%s' % (
+            name, what, log, tail(log)))
 
-def tail(path, lines=12):
-    try:
-        with open(path, 'rb') as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 16384))
-            text = f.read().decode('utf-8', 'replace')
-    except OSError:
-        return '(no log at %s)' % path
-    # Only what the last run wrote (spawn() starts each run with '--- ').
-    marker = text.rfind('\n--- ')
-    if marker >= 0:
-        text = text[marker + 1:].split('\n', 1)[-1]
-    return one_line('\n'.join(text.splitlines()[-lines:]), 600)
+    def wait(self, name, what, predicate, timeout, interval=0.5):
+        """Wait until predicate() is true while `name` keeps running; a
+        probe that raises has not answered yet."""
+        def running():
+            if not self.pid(name):
+                raise self.failure(name, 'exited while waiting until it '
+                                   + what)
+
+        def answered():
+            try:
+                return predicate()
+            except Exception:
+                return False
+        try:
+            wait_for(what, answered, timeout, running, interval)
+        except ServiceError:
+            raise
+        except LabError:
+            raise self.failure(name, 'had not %s after %ds'
+                               % (what, timeout)) from None
 
 
 def command_env():

@@ -31,11 +31,11 @@ import urllib.error
 import urllib.request
 
 from migration_tempest_plugin.cloud import config as cfg
-from migration_tempest_plugin.cloud import services
 from migration_tempest_plugin.cloud import tempest_conf
 from migration_tempest_plugin.cloud import venv as venvlib
 from migration_tempest_plugin import errors
 from migration_tempest_plugin.lab import nodes
+from migration_tempest_plugin import runtime as rt
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -110,9 +110,9 @@ class Cloud:
             raise CloudError('storage must be one of %s, not %r' % (
                 ', '.join(cfg.STORAGE_MODES), self.storage))
         self.venv = os.path.join(self.dir, 'venv')
-        self.sup = services.Supervisor(os.path.join(self.dir, 'pids'),
-                                       os.path.join(self.dir, 'logs'),
-                                       env=self.env())
+        self.sup = rt.Supervisor(os.path.join(self.dir, 'pids'),
+                                 os.path.join(self.dir, 'logs'),
+                                 env=self.env())
         self._lab = None
 
     # -- small things ---------------------------------------------------------
@@ -239,7 +239,7 @@ class Cloud:
         if res.returncode:
             raise CloudError('bootstrap %s failed (exit %d); last lines of '
                              '%s:\n%s' % (step, res.returncode, log,
-                                          services.tail(log)))
+                                          rt.tail(log)))
         lines = res.stdout.decode().strip().splitlines()
         return json.loads(lines[-1]) if lines else {}
 
@@ -736,7 +736,7 @@ class Cloud:
         pids = []
         for name in self.sup.names():
             pids += self.sup.members(name)
-        total = services.rss_bytes(pids)
+        total = rt.rss_bytes(pids)
         return {'processes': len(pids), 'total_mib': total / 2 ** 20}
 
     def status(self):
@@ -751,7 +751,7 @@ class Cloud:
                                 if n not in expected]:
             pids = self.sup.members(name)
             info = {'pid': self.sup.pid(name), 'processes': len(pids),
-                    'rss_mib': round(services.rss_bytes(pids) / 2 ** 20, 1),
+                    'rss_mib': round(rt.rss_bytes(pids) / 2 ** 20, 1),
                     'log': self.sup.log(name)}
             if name in cfg.APIS:
                 info['answers'] = local and http_answers(

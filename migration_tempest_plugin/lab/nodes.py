@@ -411,7 +411,8 @@ class Node(Sandbox):
         def check():
             if not self.libvirtd_pid():
                 raise rt.LabError('libvirtd on %s (%s) is not running: %s' % (
-                    self.name, self.address, rt.tail(self.libvirtd_output)))
+                    self.name, self.address,
+                    rt.one_line(rt.tail(self.libvirtd_output, 12), 600)))
         rt.wait_for('libvirtd on %s to answer at %s' % (self.name, self.uri),
                     self.libvirtd_answers, timeout, check, interval=0.3)
 
@@ -440,7 +441,8 @@ class Lab:
         self.modes = tuple(modes)
         self.libvirt_debug = libvirt_debug
         self.log_dir = os.path.join(self.state_dir, 'logs')
-        self.procs = rt.ProcTable(os.path.join(self.state_dir, 'pids'))
+        self.procs = rt.Supervisor(os.path.join(self.state_dir, 'pids'),
+                                   self.log_dir, env=self.env())
         self.nodes = [Node(self, name, addr) for name, addr in NODE_SPECS]
         self.gluster = GlusterSandbox(self, *GLUSTER_SPEC)
         self.storage = storagelib.Storage(self)
@@ -621,19 +623,9 @@ class Lab:
             self._save_meta(created_run_netns=not os.path.isdir(NETNS_DIR))
 
     def spawn_host(self, key, argv, log):
-        """Start a long-lived command on the host (not in a sandbox) and
-        record its PID under `key`."""
-        os.makedirs(os.path.dirname(log), exist_ok=True)
-        with open(log, 'ab') as out:
-            out.write(('\n--- %s %s\n' % (time.strftime('%F %T'),
-                                          ' '.join(argv))).encode())
-            out.flush()
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=subprocess.STDOUT,
-                                    cwd='/', env=self.env(),
-                                    start_new_session=True)
-        self.procs.record(key, proc, argv, log)
-        return proc
+        """Start a long-lived command on the host (not in a sandbox) in a
+        session of its own, and record it under `key`; returns its PID."""
+        return self.procs.start(key, argv, log)
 
     # Down --------------------------------------------------------------------
 
@@ -706,8 +698,7 @@ class Lab:
 
     def _end_qemu_and_libvirtd(self, node, problems):
         daemons = {self.procs.pid(k) for k in self.procs.names()}
-        guests = [(p, rt.proc_stat(p)[1]) for p in node.pids()
-                  if p not in daemons and rt.proc_stat(p)]
+        guests = rt.entries(p for p in node.pids() if p not in daemons)
         guests += self._qemu_from_pidfiles(node)
         left = rt.terminate(guests)
         if left:
@@ -740,8 +731,8 @@ class Lab:
                 continue
             wanted = ('/run/libvirt/qemu/' + name).encode()
             if wanted in cmd and rt.ns_inode('/proc/%d/ns/mnt' % pid) \
-                    != host_mnt and rt.proc_stat(pid):
-                out.append((pid, rt.proc_stat(pid)[1]))
+                    != host_mnt:
+                out += rt.entries([pid])
         return out
 
     def _end_sandbox(self, sb, problems=None):
@@ -756,13 +747,12 @@ class Lab:
                         if not rt.umount(m['target'], run=sb.run):
                             problems.append('cannot unmount %s in %s' % (
                                 m['target'], sb.name))
-        left = rt.terminate([(p, rt.proc_stat(p)[1]) for p in sb.pids()
-                             if rt.proc_stat(p)])
+        left = rt.terminate(rt.entries(sb.pids()))
         if left:
             problems.append('processes still alive in %s: %s' % (sb.name,
                                                                  left))
         for key in self.procs.names():
-            data = self.procs.get(key)
+            data = self.procs.record(key)
             if data and '--net=' + sb.netns_file in data['argv']:
                 if rt.terminate([(data['pid'], data['start'])]):
                     problems.append('%s still alive' % key)

@@ -265,7 +265,7 @@ class Storage:
         def alive():
             if not lab.procs.pid('glusterd'):
                 raise rt.LabError('glusterd did not start: %s' % (
-                    rt.tail(self._glusterd_log())))
+                    rt.one_line(rt.tail(self._glusterd_log(), 12), 600)))
 
         rt.wait_for('glusterd to answer',
                     lambda: self._gl('volume', 'list', check=False,
@@ -296,7 +296,7 @@ class Storage:
         def alive():
             if not self.lab.procs.pid(key):
                 raise rt.LabError('%s did not mount: %s' % (
-                    what, rt.tail(log)))
+                    what, rt.one_line(rt.tail(log, 12), 600)))
         rt.wait_for(what, lambda: (mount_type() or '').startswith(
             'fuse'), 60, alive, interval=0.2)
 

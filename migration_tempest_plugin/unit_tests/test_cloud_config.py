@@ -5,16 +5,12 @@ Nothing here needs root, a network, the lab or the cloud's venv.
 """
 
 import os
-import subprocess
-import sys
 import tempfile
-import time
 
 import testtools
 import yaml
 
 from migration_tempest_plugin.cloud import config as cfg
-from migration_tempest_plugin.cloud import services
 from migration_tempest_plugin.cloud import tempest_conf
 from migration_tempest_plugin.cloud import venv as venvlib
 
@@ -307,55 +303,3 @@ class TestVenv(testtools.TestCase):
             with open(path, 'w') as f:
                 f.write('a==2\n')
             self.assertFalse(venvlib.is_ready(d, path))
-
-
-class TestSupervisor(testtools.TestCase):
-
-    def test_start_stop_session(self):
-        with tempfile.TemporaryDirectory() as d:
-            sup = services.Supervisor(os.path.join(d, 'pids'),
-                                      os.path.join(d, 'logs'))
-            argv = [sys.executable, '-c',
-                    'import subprocess, time; '
-                    'subprocess.Popen(["sleep", "60"]); '
-                    'print("ready", flush=True); time.sleep(60)']
-            pid = sup.start('svc', argv)
-            self.assertEqual(pid, sup.start('svc', argv))  # twice: same
-            sup.wait('svc', 'said ready', lambda: 'ready' in open(
-                sup.log('svc')).read().splitlines(), 10, interval=0.05)
-            members = sup.members('svc')
-            self.assertIn(pid, members)
-            self.assertEqual(2, len(members))
-            self.assertGreater(services.rss_bytes(members), 0)
-            self.assertTrue(sup.stop('svc'))
-            self.assertIsNone(sup.pid('svc'))
-            for p in members:
-                self.assertFalse(services.alive(p))
-            self.assertEqual([], sup.names())
-
-    def test_failure_names_the_service_with_its_log_tail(self):
-        with tempfile.TemporaryDirectory() as d:
-            sup = services.Supervisor(os.path.join(d, 'pids'),
-                                      os.path.join(d, 'logs'))
-            sup.start('broken', [sys.executable, '-c',
-                                 'import sys; print("bad option x"); '
-                                 'sys.exit(3)'])
-            exc = self.assertRaises(
-                services.ServiceError, sup.wait, 'broken', 'answered',
-                lambda: False, 10, 0.05)
-            self.assertIn('broken exited while waiting', str(exc))
-            self.assertIn('bad option x', str(exc))
-
-    def test_recycled_pid_is_not_ours(self):
-        proc = subprocess.Popen(['sleep', '30'], start_new_session=True)
-        try:
-            start = services._stat(proc.pid)[2]
-            self.assertEqual([proc.pid],
-                             services.session_members(proc.pid, start))
-            self.assertEqual([], services.session_members(proc.pid,
-                                                          start + 1))
-        finally:
-            proc.kill()
-            proc.wait()
-        time.sleep(0.05)
-        self.assertFalse(services.alive(proc.pid))

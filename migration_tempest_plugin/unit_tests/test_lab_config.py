@@ -110,21 +110,9 @@ class TestParsers(testtools.TestCase):
                           '/var/tmp/lab/ns'],
                          runtime.mounts_under(mounts, '/var/tmp/lab/'))
 
-    def test_parse_proc_stat_with_odd_command_name(self):
-        # Fields 3.. after the command name; the start time is field 22.
-        fields = ['S'] + [str(100 + n) for n in range(4, 40)]
-        text = '1234 (a) b (c) ' + ' '.join(fields)
-        self.assertEqual(('S', 122), runtime.parse_proc_stat(text))
-
     def test_one_line(self):
         self.assertEqual('a | b', runtime.one_line('a\n\n  b  \n'))
         self.assertTrue(runtime.one_line('x' * 1000, 10).startswith('...'))
-
-    def test_tail_keeps_only_the_last_run(self):
-        with tempfile.NamedTemporaryFile('w', delete=False) as f:
-            f.write('old error\n\n--- 2026 libvirtd\nnew line 1\nnew 2\n')
-        self.addCleanup(os.unlink, f.name)
-        self.assertEqual('new line 1 | new 2', runtime.tail(f.name))
 
     def test_volume_status_xml(self):
         xml = """<cliOutput><volStatus><volumes><volume>
@@ -301,27 +289,6 @@ class TestPreflight(testtools.TestCase):
             exc = self.assertRaises(runtime.LabError, lab.preflight)
             self.assertIn('root', str(exc))
             self.assertRaises(runtime.LabError, lab.down)
-
-
-class TestProcesses(testtools.TestCase):
-
-    def test_record_and_terminate(self):
-        folder = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, folder)
-        table = runtime.ProcTable(folder)
-        proc = subprocess.Popen(['sleep', '30'])
-        table.record('sleeper', proc, ['sleep', '30'], '/dev/null')
-        self.assertEqual(proc.pid, table.pid('sleeper'))
-        self.assertEqual(['sleeper'], table.names())
-        self.assertFalse(runtime.pid_alive(proc.pid, -1))  # wrong start time
-        self.assertEqual([], runtime.terminate([table.entry('sleeper')], 5))
-        self.assertIsNone(table.pid('sleeper'))
-        table.forget('sleeper')
-        self.assertEqual([], table.names())
-
-    def test_host_namespaces_are_never_targets(self):
-        own = os.stat('/proc/self/ns/net').st_ino
-        self.assertEqual([], runtime.pids_in_namespaces([own], []))
 
 
 class TestTLS(testtools.TestCase):
