@@ -27,8 +27,8 @@
 
 import contextlib
 import os
-import re
 import time
+from xml.etree import ElementTree
 
 from migration_tempest_plugin import errors
 from migration_tempest_plugin import flags
@@ -220,10 +220,13 @@ def bindfs_argv(source, mountpoint):
 def parse_volume_status_xml(text):
     """{brick: (online, pid, port)} from `gluster volume status --xml`."""
     out = {}
-    for node in re.findall(r'<node>(.*?)</node>', text, re.S):
-        def field(name):
-            m = re.search(r'<%s>(.*?)</%s>' % (name, name), node, re.S)
-            return m.group(1).strip() if m else ''
+    try:
+        root = ElementTree.fromstring(text)
+    except ElementTree.ParseError:
+        return out  # glusterd not ready: an error message, not XML
+    for node in root.iter('node'):
+        def field(name, node=node):
+            return (node.findtext(name) or '').strip()
         path = field('path')
         if not path.startswith('/'):
             continue  # self-heal daemon and the like

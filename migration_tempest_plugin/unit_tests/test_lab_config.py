@@ -125,6 +125,9 @@ class TestParsers(testtools.TestCase):
         self.assertEqual(
             {'10.254.0.253:/var/tmp/lab/gluster/brick': (True, 77, 49152)},
             storage.parse_volume_status_xml(xml))
+        self.assertEqual({}, storage.parse_volume_status_xml(
+            'Connection failed. Please check if gluster daemon is '
+            'operational.'))
 
 
 class TestStoragePaths(testtools.TestCase):
