@@ -6,7 +6,9 @@ that the unit tests can check every option that matters.
 """
 
 import collections
+import configparser
 import dataclasses
+import io
 import os
 import urllib.parse
 
@@ -141,39 +143,43 @@ def _value(value):
     return text
 
 
+def _parser():
+    # No interpolation (passwords may hold %), keys keep their case, and
+    # [DEFAULT] is a section like the others, as oslo.config reads it.
+    parser = configparser.ConfigParser(interpolation=None, strict=False,
+                                       default_section='\0none')
+    parser.optionxform = str
+    return parser
+
+
 def render_ini(sections, header=None):
-    """{section: {key: value}} -> ini text (sections and keys in order)."""
-    lines = []
-    if header:
-        lines += ['# ' + line for line in header.splitlines()]
+    """{section: {key: value}} -> ini text (sections and keys in order;
+    None values left out)."""
+    parser = _parser()
     for section, options in sections.items():
-        if lines:
-            lines.append('')
-        lines.append('[%s]' % section)
+        parser.add_section(section)
         for key, value in options.items():
-            if value is None:
-                continue
-            lines.append('%s = %s' % (key, _value(value)))
-    return '\n'.join(lines) + '\n'
+            if value is not None:
+                parser.set(section, key, _value(value))
+    out = io.StringIO()
+    if header:
+        out.write(''.join('# %s\n' % line for line in header.splitlines()))
+        out.write('\n')
+    parser.write(out)
+    return out.getvalue().rstrip('\n') + '\n'
 
 
 def parse_ini(text):
-    """The inverse of render_ini, for tests and for reading back a
-    compute's nova.conf (no interpolation, last value wins)."""
-    out = collections.OrderedDict()
-    section = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line[0] in '#;':
-            continue
-        if line.startswith('[') and line.endswith(']'):
-            section = out.setdefault(line[1:-1], collections.OrderedDict())
-            continue
-        key, sep, value = line.partition('=')
-        if not sep or section is None:
-            raise ValueError('not an ini line: %r' % raw)
-        section[key.strip()] = value.strip()
-    return out
+    """ini text -> {section: {key: value}} (last value wins); ValueError
+    if it is not ini."""
+    parser = _parser()
+    try:
+        parser.read_string(text)
+    except configparser.Error as exc:
+        raise ValueError('not ini: %s' % exc) from None
+    return collections.OrderedDict(
+        (name, collections.OrderedDict(parser.items(name, raw=True)))
+        for name in parser.sections())
 
 
 HEADER = ('Written by migration_tempest_plugin.cloud on every `cloud up`;\n'
