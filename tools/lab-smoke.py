@@ -23,6 +23,7 @@ import libvirt  # noqa: E402
 
 from migration_tempest_plugin import flags  # noqa: E402
 from migration_tempest_plugin.lab import nodes  # noqa: E402
+from migration_tempest_plugin.lab import sandbox  # noqa: E402
 
 L = libvirt
 BASE = L.VIR_MIGRATE_LIVE | L.VIR_MIGRATE_PEER2PEER
@@ -241,9 +242,9 @@ def leftovers(state_dir):
                          text=True)
     if res.stdout.strip():
         out.append('netns: ' + res.stdout.strip())
-    if subprocess.run(['ip', 'link', 'show', nodes.BRIDGE],
+    if subprocess.run(['ip', 'link', 'show', sandbox.BRIDGE],
                       capture_output=True).returncode == 0:
-        out.append('bridge ' + nodes.BRIDGE)
+        out.append('bridge ' + sandbox.BRIDGE)
     res = subprocess.run(['findmnt', '-rn', '-o', 'TARGET'],
                          capture_output=True, text=True)
     mounts = [t for t in res.stdout.split()

@@ -13,6 +13,7 @@ import uuid
 import testtools
 
 from migration_tempest_plugin import flags
+from migration_tempest_plugin.lab import libvirtd
 from migration_tempest_plugin.lab import nodes
 from migration_tempest_plugin.lab import storage
 from migration_tempest_plugin.lab import tls
@@ -31,7 +32,7 @@ def conf_dict(text):
 class TestLibvirtConfigs(testtools.TestCase):
 
     def test_libvirtd_listens_on_node_address_only(self):
-        conf = conf_dict(nodes.render_libvirtd_conf('10.254.0.1', 'u-1'))
+        conf = conf_dict(libvirtd.render_libvirtd_conf('10.254.0.1', 'u-1'))
         self.assertEqual('0', conf['listen_tls'])
         self.assertEqual('1', conf['listen_tcp'])
         self.assertEqual('"10.254.0.1"', conf['listen_addr'])
@@ -40,26 +41,26 @@ class TestLibvirtConfigs(testtools.TestCase):
         self.assertIn('/var/log/libvirt/libvirtd.log', conf['log_outputs'])
 
     def test_libvirtd_debug_filters_are_optional(self):
-        debug = conf_dict(nodes.render_libvirtd_conf('10.254.0.1', 'u'))
-        quiet = conf_dict(nodes.render_libvirtd_conf('10.254.0.1', 'u',
-                                                     debug=False))
+        debug = conf_dict(libvirtd.render_libvirtd_conf('10.254.0.1', 'u'))
+        quiet = conf_dict(libvirtd.render_libvirtd_conf('10.254.0.1', 'u',
+                                                        debug=False))
         self.assertIn('qemu.qemu_migration', debug['log_filters'])
         self.assertTrue(debug['log_outputs'].startswith('"1:'))
         self.assertNotIn('log_filters', quiet)
         self.assertTrue(quiet['log_outputs'].startswith('"3:'))
 
     def test_config_values_cannot_break_out_of_quotes(self):
-        self.assertRaises(ValueError, nodes.render_libvirtd_conf,
+        self.assertRaises(ValueError, libvirtd.render_libvirtd_conf,
                           '10.0.0.1"\nlisten_addr = "0.0.0.0', 'u')
 
     def test_host_uuids_differ_and_are_stable(self):
-        a, b = nodes.host_uuid('n1'), nodes.host_uuid('n2')
+        a, b = libvirtd.host_uuid('n1'), libvirtd.host_uuid('n2')
         self.assertNotEqual(a, b)
-        self.assertEqual(a, nodes.host_uuid('n1'))
+        self.assertEqual(a, libvirtd.host_uuid('n1'))
         uuid.UUID(a)
 
     def test_qemu_conf(self):
-        conf = conf_dict(nodes.render_qemu_conf('10.254.0.2'))
+        conf = conf_dict(libvirtd.render_qemu_conf('10.254.0.2'))
         self.assertEqual('"10.254.0.2"', conf['migration_host'])
         self.assertEqual('"10.254.0.2"', conf['migration_address'])
         self.assertEqual('"file"', conf['stdio_handler'])
@@ -67,14 +68,14 @@ class TestLibvirtConfigs(testtools.TestCase):
         self.assertEqual('[ ]', conf['cgroup_controllers'])
         self.assertEqual('"root"', conf['user'])
         self.assertEqual('"root"', conf['group'])
-        self.assertEqual('"%s"' % nodes.TLS_DIR_IN_NODE,
+        self.assertEqual('"%s"' % libvirtd.TLS_DIR_IN_NODE,
                          conf['migrate_tls_x509_cert_dir'])
         self.assertEqual('1', conf['migrate_tls_x509_verify'])
 
     def test_tls_dir_is_inside_the_nodes_etc_libvirt(self):
         # Nothing may be needed at /etc/pki on the host.
-        self.assertTrue(nodes.TLS_DIR_IN_NODE.startswith('/etc/libvirt/'))
-        self.assertIn(('etc-libvirt', '/etc/libvirt'), nodes.NODE_BINDS)
+        self.assertTrue(libvirtd.TLS_DIR_IN_NODE.startswith('/etc/libvirt/'))
+        self.assertIn(('etc-libvirt', '/etc/libvirt'), libvirtd.NODE_BINDS)
 
 
 MOUNTINFO = """\
