@@ -386,6 +386,40 @@ def host_run(argv, check=True, timeout=120, input=None, where='host',
     return res
 
 
+def run_logged(argv, what, log, env=None, timeout=900, input=None,
+               stdout_apart=False):
+    """Run `argv` to its end with its output appended to `log` (after a
+    start marker) and return that output as text; raise LabError naming
+    `what`, with the log's tail, if it fails.  With `stdout_apart`, only
+    stderr goes to the log and stdout is returned (a tool that answers in
+    JSON)."""
+    argv = [str(a) for a in argv]
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    with open(log, 'ab') as out:
+        out.write(('\n%s%s: %s\n' % (START_MARKER, time.strftime('%F %T'),
+                                     ' '.join(argv))).encode())
+        out.flush()
+        try:
+            res = subprocess.run(
+                argv, stdout=subprocess.PIPE,
+                stderr=out if stdout_apart else subprocess.STDOUT,
+                input=input.encode() if input is not None else None,
+                stdin=None if input is not None else subprocess.DEVNULL,
+                env=env or command_env(), timeout=timeout, cwd='/')
+        except subprocess.TimeoutExpired as exc:
+            raise LabError('%s: timed out after %ds' % (what, timeout)
+                           ) from exc
+        except OSError as exc:
+            raise LabError('%s: cannot run %s: %s' % (what, argv[0], exc)
+                           ) from exc
+        if not stdout_apart:
+            out.write(res.stdout)
+    if res.returncode:
+        raise LabError('%s failed (exit %d); last lines of %s:\n%s' % (
+            what, res.returncode, log, tail(log)))
+    return res.stdout.decode('utf-8', 'replace')
+
+
 _MS_BIND = 0x1000
 _MS_PRIVATE = 0x40000
 _MNT_DETACH = 2

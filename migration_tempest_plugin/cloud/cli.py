@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from migration_tempest_plugin.cloud import base
 from migration_tempest_plugin.cloud import cloud as cloudlib
 from migration_tempest_plugin.cloud import config as cfg
 from migration_tempest_plugin import errors
@@ -57,7 +58,7 @@ def run(args):
             meta = c.meta()
             if (args.storage and meta.get('state') == 'up'
                     and meta.get('storage') != args.storage):
-                raise cloudlib.CloudError(
+                raise base.CloudError(
                     'the cloud is up with storage %s; take it down first'
                     % meta.get('storage'))
             return c.up()

@@ -18,80 +18,30 @@ Layout under the lab's state folder (default /var/tmp/migration-lab)::
 
 import concurrent.futures
 import contextlib
-import datetime
 import json
 import os
 import secrets as secretslib
 import shutil
-import socket
-import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 
+from migration_tempest_plugin.cloud import apis
+from migration_tempest_plugin.cloud import base
 from migration_tempest_plugin.cloud import config as cfg
+from migration_tempest_plugin.cloud import mariadb
+from migration_tempest_plugin.cloud import nova
+from migration_tempest_plugin.cloud import rabbitmq
 from migration_tempest_plugin.cloud import tempest_conf
 from migration_tempest_plugin.cloud import venv as venvlib
-from migration_tempest_plugin import errors
 from migration_tempest_plugin.lab import nodes
 from migration_tempest_plugin import runtime as rt
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 SBIN = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
-CONTROL = ('nova-conductor', 'nova-scheduler')
 INFRA = ('mariadb', 'epmd', 'rabbitmq')
 # What `down` keeps under <state>/cloud.
 KEEP = ('venv',)
-
-
-class CloudError(errors.Error):
-    """`cloud` failed: one message that says what and where."""
-
-
-def _now_utc():
-    return datetime.datetime.now(datetime.timezone.utc).replace(
-        tzinfo=None).isoformat(timespec='seconds')
-
-
-def _write(path, text, mode=0o644):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        f.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-
-
-def http_answers(url, timeout=3):
-    """True when something speaks HTTP at `url` (any status below 500)."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout):
-            return True
-    except urllib.error.HTTPError as exc:
-        return exc.code < 500
-    except (OSError, ValueError):
-        return False
-
-
-def address_is_local(address):
-    """True when `address` belongs to this machine (the lab bridge is up):
-    checked by binding to it, so that no probe ever leaves the machine."""
-    with socket.socket() as sock:
-        try:
-            sock.bind((address, 0))
-        except OSError:
-            return False
-    return True
-
-
-def tcp_answers(host, port, timeout=2):
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 class Cloud:
@@ -107,7 +57,7 @@ class Cloud:
         meta = self.meta()
         self.storage = storage or meta.get('storage') or 'local'
         if self.storage not in cfg.STORAGE_MODES:
-            raise CloudError('storage must be one of %s, not %r' % (
+            raise base.CloudError('storage must be one of %s, not %r' % (
                 ', '.join(cfg.STORAGE_MODES), self.storage))
         self.venv = os.path.join(self.dir, 'venv')
         self.sup = rt.Supervisor(os.path.join(self.dir, 'pids'),
@@ -143,8 +93,8 @@ class Cloud:
     def save_meta(self, **changes):
         meta = self.meta()
         meta.update(changes)
-        _write(os.path.join(self.dir, 'cloud.json'),
-               json.dumps(meta, indent=1, sort_keys=True) + '\n')
+        base.write_file(os.path.join(self.dir, 'cloud.json'),
+                        json.dumps(meta, indent=1, sort_keys=True) + '\n')
 
     def secrets(self):
         path = self.path('secrets.json')
@@ -155,7 +105,7 @@ class Cloud:
             pass
         values = {k: secretslib.token_hex(12)
                   for k in ('db', 'rabbit', 'admin', 'member', 'service')}
-        _write(path, json.dumps(values, indent=1) + '\n', 0o600)
+        base.write_file(path, json.dumps(values, indent=1) + '\n', 0o600)
         return values
 
     def lab(self):
@@ -184,32 +134,10 @@ class Cloud:
             migration=meta.get('migration', {}), host=self.host)
 
     def run(self, argv, what, timeout=900, input=None, log=None):
-        """Run a tool of the venv or the host; its output goes to
-        logs/setup.log; raise CloudError with its tail on failure."""
-        log = log or self.sup.log('setup')
-        os.makedirs(os.path.dirname(log), exist_ok=True)
-        with open(log, 'ab') as out:
-            out.write(('\n--- started %s: %s\n' % (time.strftime('%F %T'),
-                                                   ' '.join(argv))).encode())
-            out.flush()
-            try:
-                res = subprocess.run(
-                    argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                    input=input.encode() if input is not None else None,
-                    stdin=None if input is not None else subprocess.DEVNULL,
-                    env=self.env(), timeout=timeout, cwd='/')
-            except subprocess.TimeoutExpired as exc:
-                raise CloudError('%s: timed out after %ds' % (what, timeout)
-                                 ) from exc
-            except OSError as exc:
-                raise CloudError('%s: cannot run %s: %s' % (what, argv[0],
-                                                            exc)) from exc
-            out.write(res.stdout)
-        if res.returncode:
-            text = res.stdout.decode('utf-8', 'replace').strip()
-            raise CloudError('%s failed (exit %d); last lines:\n%s' % (
-                what, res.returncode, '\n'.join(text.splitlines()[-15:])))
-        return res.stdout.decode('utf-8', 'replace')
+        """Run a tool of the venv or the host, its output appended to
+        logs/setup.log; return that output."""
+        return rt.run_logged(argv, what, log or self.sup.log('setup'),
+                             env=self.env(), timeout=timeout, input=input)
 
     def bin(self, name):
         return venvlib.bin_path(self.venv, name)
@@ -218,29 +146,14 @@ class Cloud:
         """Run one openstacksdk step in the venv; return its JSON result."""
         spec = dict(spec, clouds_yaml=self.path('clouds.yaml'))
         spec_file = self.path('run', 'bootstrap-%s.json' % step)
-        _write(spec_file, json.dumps(spec), 0o600)
-        env = self.env()
-        env['PYTHONPATH'] = PACKAGE_ROOT
-        log = self.sup.log('bootstrap')
-        with open(log, 'ab') as err:
-            err.write(('\n--- started %s: bootstrap %s\n' % (
-                time.strftime('%F %T'), step)).encode())
-            err.flush()
-            try:
-                res = subprocess.run(
-                    [self.bin('python'), '-m',
-                     'migration_tempest_plugin.cloud.bootstrap', step,
-                     spec_file], stdout=subprocess.PIPE, stderr=err,
-                    stdin=subprocess.DEVNULL, env=env, timeout=timeout,
-                    cwd='/')
-            except subprocess.TimeoutExpired as exc:
-                raise CloudError('bootstrap %s: timed out after %ds'
-                                 % (step, timeout)) from exc
-        if res.returncode:
-            raise CloudError('bootstrap %s failed (exit %d); last lines of '
-                             '%s:\n%s' % (step, res.returncode, log,
-                                          rt.tail(log)))
-        lines = res.stdout.decode().strip().splitlines()
+        base.write_file(spec_file, json.dumps(spec), 0o600)
+        env = dict(self.env(), PYTHONPATH=PACKAGE_ROOT)
+        out = rt.run_logged(
+            [self.bin('python'), '-m', 'migration_tempest_plugin.cloud.'
+             'bootstrap', step, spec_file], 'bootstrap ' + step,
+            self.sup.log('bootstrap'), env=env, timeout=timeout,
+            stdout_apart=True)
+        lines = out.strip().splitlines()
         return json.loads(lines[-1]) if lines else {}
 
     # -- configuration --------------------------------------------------------
@@ -258,7 +171,7 @@ class Cloud:
                         return
             except OSError:
                 pass
-            _write(path, text, mode)
+            base.write_file(path, text, mode)
             changed.add(service)
 
         def copy(service, src, name=None):
@@ -266,168 +179,23 @@ class Cloud:
             with open(src) as f:
                 put(service, name or os.path.basename(src), f.read())
 
-        put('keystone', 'keystone.conf', cfg.keystone_conf(s))
-        put('placement', 'placement.conf', cfg.placement_conf(s))
-        put('glance', 'glance-api.conf', cfg.glance_api_conf(s))
-        copy('glance', 'glance/glance-api-paste.ini')
-        put('neutron', 'neutron.conf', cfg.neutron_conf(s))
-        put('neutron', 'ml2_conf.ini', cfg.ml2_conf(s))
-        copy('neutron', 'neutron/api-paste.ini')
-        put('nova', 'nova.conf', cfg.nova_conf(s))
-        copy('nova', 'nova/api-paste.ini')
-        copy('nova', 'nova/rootwrap.conf')
-        for compute in s.computes:
-            # A compute's nova.conf is rendered once per `up`; the tests
-            # may change it between (restart-compute keeps their change).
-            put('nova-compute-' + compute.name, 'nova.conf',
-                cfg.nova_compute_conf(s, compute))
-        for api in cfg.APIS:
-            put('gunicorn-' + api, 'gunicorn.conf.py',
-                cfg.gunicorn_conf(s, api))
-        _write(self.path('clouds.yaml'), cfg.clouds_yaml(s), 0o600)
+        for service in (apis, nova):
+            for folder, name, text in service.configs(s):
+                put(folder, name, text)
+            for folder, src in service.COPIED:
+                copy(folder, src)
+        base.write_file(self.path('clouds.yaml'), cfg.clouds_yaml(s), 0o600)
         return changed
 
-    # -- MariaDB, RabbitMQ ----------------------------------------------------
-
-    def start_mariadb(self, s):
-        data = self.path('mysql', 'data')
-        if not os.path.isdir(os.path.join(data, 'mysql')):
-            self.save_meta(synced=None)
-            os.makedirs(data, exist_ok=True)
-            self.run(cfg.mariadb_install_argv(s), 'mariadb-install-db')
-        self.sup.start('mariadb', cfg.mariadb_argv(s))
-
-    def wait_mariadb(self, s):
-        client = ['mariadb', '--no-defaults', '--socket=' + s.mysql_socket,
-                  '-uroot']
-
-        def ready():
-            return subprocess.run(client + ['-e', 'SELECT 1'],
-                                  capture_output=True, env=self.env(),
-                                  timeout=10).returncode == 0
-        self.sup.wait('mariadb', 'answered on %s' % s.mysql_socket, ready, 60)
-        self.run(client, 'creating the databases',
-                 input=cfg.mariadb_setup_sql(s))
-
-    def start_rabbitmq(self, s):
-        d = self.path('rabbitmq')
-        for sub in ('mnesia', 'log'):
-            os.makedirs(os.path.join(d, sub), exist_ok=True)
-        _write(os.path.join(d, 'rabbitmq.conf'), cfg.rabbitmq_conf(s), 0o600)
-        _write(os.path.join(d, 'rabbitmq-env.conf'), '')
-        _write(os.path.join(d, 'enabled_plugins'), '[].\n')
-        _write(os.path.join(d, 'advanced.config'), '[].\n')
-        self.sup.start('epmd', cfg.epmd_argv())
-        self.sup.wait('epmd', 'listened', lambda: tcp_answers(
-            '127.0.0.1', cfg.EPMD_PORT), 20, interval=0.2)
-        self.sup.start('rabbitmq', ['/usr/lib/rabbitmq/bin/rabbitmq-server'],
-                       env=dict(self.env(), **cfg.rabbitmq_env(s)))
-
-    def wait_rabbitmq(self, s):
-        self.sup.wait('rabbitmq', 'listened on %s:%d' % (s.host,
-                                                         cfg.RABBIT_PORT),
-                      lambda: tcp_answers(s.host, cfg.RABBIT_PORT), 120)
-
-    # -- databases and keystone -----------------------------------------------
+    # -- databases ------------------------------------------------------------
 
     def sync_databases(self, s):
         """Every schema, in parallel (separate databases)."""
-        def conf(service, name):
-            return ['--config-file', os.path.join(s.etc(service), name)]
-        kconf = conf('keystone', 'keystone.conf')
-        nconf = conf('nova', 'nova.conf')
-
-        def keystone():
-            km = [self.bin('keystone-manage')] + kconf
-            self.run(km + ['db_sync'], 'keystone-manage db_sync')
-            for what in ('fernet_setup', 'credential_setup'):
-                self.run(km + [what, '--keystone-user', 'root',
-                               '--keystone-group', 'root'],
-                         'keystone-manage ' + what)
-            self.run(km + [
-                'bootstrap', '--bootstrap-password', s.secrets['admin'],
-                '--bootstrap-username', cfg.ADMIN_USER,
-                '--bootstrap-project-name', cfg.ADMIN_PROJECT,
-                '--bootstrap-role-name', 'admin',
-                '--bootstrap-service-name', 'keystone',
-                '--bootstrap-region-id', cfg.REGION,
-                '--bootstrap-admin-url', s.auth_url,
-                '--bootstrap-internal-url', s.auth_url,
-                '--bootstrap-public-url', s.auth_url],
-                'keystone-manage bootstrap')
-
-        def placement():
-            self.run([self.bin('placement-manage')]
-                     + conf('placement', 'placement.conf') + ['db', 'sync'],
-                     'placement-manage db sync')
-
-        def glance():
-            self.run([self.bin('glance-manage')]
-                     + conf('glance', 'glance-api.conf') + ['db_sync'],
-                     'glance-manage db_sync')
-
-        def neutron():
-            self.run([self.bin('neutron-db-manage')]
-                     + conf('neutron', 'neutron.conf')
-                     + conf('neutron', 'ml2_conf.ini')
-                     + ['upgrade', 'heads'], 'neutron-db-manage upgrade')
-
-        def nova():
-            nm = [self.bin('nova-manage')] + nconf
-            self.run(nm + ['api_db', 'sync'], 'nova-manage api_db sync')
-            self.run(nm + ['cell_v2', 'map_cell0', '--database_connection',
-                           cfg.db_url(s, 'nova_cell0')],
-                     'nova-manage cell_v2 map_cell0')
-            cells = self.run(nm + ['cell_v2', 'list_cells'],
-                             'nova-manage cell_v2 list_cells')
-            if ' cell1 ' not in cells:
-                self.run(nm + ['cell_v2', 'create_cell', '--name', 'cell1',
-                               '--verbose'], 'nova-manage cell_v2 create_cell')
-            self.run(nm + ['db', 'sync'], 'nova-manage db sync')
-
-        with concurrent.futures.ThreadPoolExecutor(5) as pool:
-            futures = [pool.submit(f) for f in (keystone, placement, glance,
-                                                neutron, nova)]
-            for future in futures:
+        jobs = [lambda api=api: apis.sync(self, s, api)
+                for api in apis.WITH_DATABASE] + [lambda: nova.sync(self, s)]
+        with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
+            for future in [pool.submit(job) for job in jobs]:
                 future.result()
-
-    # -- services -------------------------------------------------------------
-
-    def start_api(self, s, api, restart=False):
-        name = api
-        if restart:
-            self.sup.stop(name)
-        self.sup.start(name, [self.bin('gunicorn')],
-                       env=dict(self.env(), **cfg.api_env(s, api)),
-                       cwd=s.etc('gunicorn-' + api))
-
-    def api_root(self, s, api):
-        return 'http://%s:%d/' % (s.host, cfg.APIS[api][0])
-
-    def wait_api(self, s, api, timeout=180):
-        url = self.api_root(s, api)
-        self.sup.wait(api, 'answered at ' + url,
-                      lambda: http_answers(url), timeout)
-
-    def start_control(self, s, restart=False):
-        conf = os.path.join(s.etc('nova'), 'nova.conf')
-        for name in CONTROL:
-            if restart:
-                self.sup.stop(name)
-            self.sup.start(name, [self.bin(name), '--config-file', conf])
-
-    def compute_key(self, compute):
-        return 'nova-compute-' + compute.name
-
-    def start_compute(self, s, compute, node, restart=False):
-        key = self.compute_key(compute)
-        if restart:
-            self.sup.stop(key)
-        os.makedirs(s.path('nova', compute.name, 'lock'), exist_ok=True)
-        node.run(['mkdir', '-p', compute.instances_path])
-        conf = os.path.join(s.nova_compute_dir(compute.name), 'nova.conf')
-        return self.sup.start(key, node.argv([self.bin('nova-compute'),
-                                              '--config-file', conf]))
 
     # -- the nodes ------------------------------------------------------------
 
@@ -439,42 +207,6 @@ class Cloud:
         self.say('cloud: bringing the lab up (storage %s)' % self.storage)
         lab.up(progress=lambda text: self.say('lab: ' + text))
         return True
-
-    def node_hostnames(self):
-        """The hostname each node's libvirtd reports (nova's hypervisor
-        hostname and placement's resource provider name: they must differ).
-
-        When the nodes share the host's UTS namespace, libvirtd reports
-        the host's name on both; a per-node /etc/hosts bound inside the
-        node's mount namespace then makes the short hostname resolve
-        (canonically) to the node's own name."""
-        names = {}
-        for compute, node in self.compute_nodes():
-            names[compute.name] = self._virsh_hostname(node)
-        if len(set(names.values())) == len(names):
-            return names
-        for compute, node in self.compute_nodes():
-            hosts = self.path('etc', 'hosts-' + compute.name)
-            short = node.run(['uname', '-n']).stdout.strip()
-            _write(hosts, '127.0.0.1 localhost\n::1 localhost '
-                   'ip6-localhost ip6-loopback\n%s %s %s\n' % (
-                       compute.address, compute.name, short))
-            with open(hosts) as f:
-                wanted = f.read()
-            if node.run(['cat', '/etc/hosts']).stdout != wanted:
-                node.run(['mount', '--bind', hosts, '/etc/hosts'])
-            names[compute.name] = self._virsh_hostname(node)
-        if len(set(names.values())) != len(names):
-            raise CloudError(
-                'the lab nodes report the same hostname to nova (%s); each '
-                'node needs its own UTS namespace' % ', '.join(
-                    '%s=%s' % kv for kv in sorted(names.items())))
-        return names
-
-    @staticmethod
-    def _virsh_hostname(node):
-        return node.run(['virsh', '-c', 'qemu:///system', 'hostname'],
-                        timeout=60).stdout.strip()
 
     def guest_files(self):
         from migration_tempest_plugin.integrity import guest as guestlib
@@ -513,26 +245,27 @@ class Cloud:
                        or self.meta().get('lab_started', False))
         mark('lab', t)
         s = self.settings()
-        if not address_is_local(s.host):
-            raise CloudError('%s is not an address of this machine: the lab '
-                             'bridge is missing' % s.host)
+        if not base.address_is_local(s.host):
+            raise base.CloudError('%s is not an address of this machine: the '
+                                  'lab bridge is missing' % s.host)
         for sub in ('logs', 'pids', 'lock', 'run', 'glance', 'neutron'):
             os.makedirs(self.path(sub), exist_ok=True)
 
         t = time.monotonic()
         self.say('cloud: MariaDB and RabbitMQ')
-        self.start_mariadb(s)
-        self.start_rabbitmq(s)
+        mariadb.start(self, s)
+        rabbitmq.start(self, s)
         self.say('cloud: the lab guest (kernel, initramfs, disk)')
         guest, disk = self.guest_files()
-        hostnames = self.node_hostnames()
-        self.wait_mariadb(s)
+        hostnames = nova.node_hostnames(self)
+        mariadb.wait(self, s)
         mark('mariadb', t)
 
         venv_thread.join()
         timings['venv'] = venv_box.get('seconds')
         if 'error' in venv_box:
-            raise CloudError('installing the venv: %s' % venv_box['error'])
+            raise base.CloudError('installing the venv: %s'
+                                  % venv_box['error'])
         changed = self.write_configs(s)
 
         t = time.monotonic()
@@ -546,11 +279,11 @@ class Cloud:
         t = time.monotonic()
         self.say('cloud: APIs (gunicorn) on %s' % s.host)
         for api in cfg.APIS:
-            self.start_api(s, api, restart=('gunicorn-' + api in changed
-                                            or cfg.API_CONF_DIR[api]
-                                            in changed))
-        self.wait_rabbitmq(s)
-        self.wait_api(s, 'keystone')
+            apis.start(self, s, api, restart=('gunicorn-' + api in changed
+                                              or cfg.API_CONF_DIR[api]
+                                              in changed))
+        rabbitmq.wait(self, s)
+        apis.wait(self, s, 'keystone')
         self.bootstrap('catalog', {
             'domain': cfg.DOMAIN, 'region': cfg.REGION,
             'service_project': cfg.SERVICE_PROJECT,
@@ -561,16 +294,16 @@ class Cloud:
             'member_password': s.secrets['member'],
             'catalog': cfg.catalog(s)})
         # The conductor and the scheduler authenticate as nova at start.
-        self.start_control(s, restart='nova' in changed)
+        nova.start_control(self, s, restart='nova' in changed)
         for api in cfg.APIS:
-            self.wait_api(s, api)
+            apis.wait(self, s, api)
         mark('apis', t)
 
         t = time.monotonic()
         self.say('cloud: nova-compute on %s' % ', '.join(
             c.name for c in s.computes))
         for compute, node in self.compute_nodes():
-            self.start_compute(s, compute, node, restart=(
+            nova.start_compute(self, s, compute, node, restart=(
                 'nova-compute-' + compute.name in changed))
         ids = self.bootstrap('images', {
             'image_names': cfg.IMAGE_NAMES, 'kernel': guest.kernel,
@@ -580,7 +313,7 @@ class Cloud:
                           'disk': 1},
                 'alt': {'name': cfg.FLAVOR_ALT_NAME, 'ram': 192, 'vcpus': 1,
                         'disk': 1}}})
-        listing = self.wait_computes(s, hostnames)
+        listing = nova.wait_computes(self, s, hostnames)
         mark('computes', t)
 
         conf = tempest_conf.write_workspace(s, ids, self.compute_nodes(),
@@ -600,67 +333,8 @@ class Cloud:
                                               self.bin('openstack')))
         return 0
 
-    def wait_computes(self, s, hostnames, timeout=240):
-        """Discover the computes into cell1 and wait until both are up,
-        enabled and listed as hypervisors."""
-        deadline = time.monotonic() + timeout
-        nm = [self.bin('nova-manage'), '--config-file',
-              os.path.join(s.etc('nova'), 'nova.conf')]
-        hosts = [c.name for c in s.computes]
-        while True:
-            for compute, _node in self.compute_nodes():
-                if not self.sup.pid(self.compute_key(compute)):
-                    raise self.sup.failure(self.compute_key(compute),
-                                           'exited')
-            self.run(nm + ['cell_v2', 'discover_hosts'],
-                     'nova-manage cell_v2 discover_hosts')
-            left = max(5, int(deadline - time.monotonic()))
-            for name in CONTROL:
-                if not self.sup.pid(name):
-                    raise self.sup.failure(name, 'exited')
-            listing = self.bootstrap('computes', {
-                'hosts': hosts, 'hypervisors': sorted(hostnames.values()),
-                'control': list(CONTROL),
-                'timeout': min(20, left)})
-            if not listing.get('missing'):
-                return listing
-            if time.monotonic() > deadline:
-                key = 'nova-compute-' + listing['missing'][0]
-                if key in self.sup.names():
-                    raise self.sup.failure(key, 'is not up in nova after %ds'
-                                           % timeout)
-                raise CloudError('computes not up in nova after %ds: %s' % (
-                    timeout, ', '.join(listing['missing'])))
-
-    # -- restart one compute --------------------------------------------------
-
-    def restart_compute(self, name, timeout=180):
-        """Restart one nova-compute with its nova.conf as it is now (the
-        tests edit it), and wait until it reports again."""
-        s = self.settings()
-        for compute, node in self.compute_nodes():
-            if compute.name == name:
-                break
-        else:
-            raise CloudError('no compute %r (have %s)' % (
-                name, ', '.join(c.name for c in s.computes)))
-        since = _now_utc()
-        time.sleep(1)
-        self.start_compute(s, compute, node, restart=True)
-        deadline = time.monotonic() + timeout
-        while True:
-            listing = self.bootstrap('status', {})
-            for svc in listing['services']:
-                if (svc['binary'] == 'nova-compute' and svc['host'] == name
-                        and svc['state'] == 'up' and svc['updated_at']
-                        and svc['updated_at'][:19] > since[:19]):
-                    return listing
-            if not self.sup.pid(self.compute_key(compute)):
-                raise self.sup.failure(self.compute_key(compute), 'exited')
-            if time.monotonic() > deadline:
-                raise self.sup.failure(self.compute_key(compute),
-                                       'did not report within %ds' % timeout)
-            time.sleep(2)
+    def restart_compute(self, name):
+        return nova.restart_compute(self, name)
 
     # -- down -----------------------------------------------------------------
 
@@ -670,7 +344,7 @@ class Cloud:
         parallel; return the names of those that would not stop."""
         names = self.sup.names()
         computes = [n for n in names if n.startswith('nova-compute-')]
-        middle = [n for n in list(CONTROL) + list(cfg.APIS) if n in names]
+        middle = [n for n in list(nova.CONTROL) + list(cfg.APIS) if n in names]
         infra = [n for n in INFRA if n in names]
         rest = [n for n in names if n not in computes + middle + infra]
         left = []
@@ -684,35 +358,14 @@ class Cloud:
                         left.append(name)
         return left
 
-    def clean_nodes(self):
-        """With the lab kept: remove nova's guests and instance files."""
-        lab = self.lab()
-        if not lab.status().get('up'):
-            return
-        for compute, node in self.compute_nodes():
-            res = node.run(['virsh', '-c', 'qemu:///system', 'list', '--all',
-                            '--name'], check=False)
-            for dom in res.stdout.split():
-                if dom.startswith('instance-'):
-                    node.run(['virsh', '-c', 'qemu:///system', 'destroy',
-                              dom], check=False)
-                    node.run(['virsh', '-c', 'qemu:///system', 'undefine',
-                              '--nvram', dom], check=False)
-            with contextlib.suppress(Exception):
-                shutil.rmtree(node.host_path(self.storage,
-                                             cfg.INSTANCES_DIR),
-                              ignore_errors=True)
-            with contextlib.suppress(Exception):
-                node.run(['umount', '/etc/hosts'], check=False)
-
     def down(self, keep_lab=False):
         started = time.monotonic()
         left = self.stop_all()
         if left:
-            raise CloudError('cloud down: these would not stop: %s'
-                             % ', '.join(left))
+            raise base.CloudError('cloud down: these would not stop: %s'
+                                  % ', '.join(left))
         if keep_lab:
-            self.clean_nodes()
+            nova.clean_nodes(self)
         if os.path.isdir(self.dir):
             for entry in os.listdir(self.dir):
                 if entry in KEEP:
@@ -744,9 +397,9 @@ class Cloud:
         out = {'state_dir': self.state_dir, 'storage': self.storage,
                'services': {}, 'up': True}
         out['lab_up'] = bool(self.lab().status().get('up'))
-        local = address_is_local(s.host)
-        expected = list(INFRA) + list(cfg.APIS) + list(CONTROL) + [
-            self.compute_key(c) for c in s.computes]
+        local = base.address_is_local(s.host)
+        expected = list(INFRA) + list(cfg.APIS) + list(nova.CONTROL) + [
+            nova.compute_key(c) for c in s.computes]
         for name in expected + [n for n in self.sup.names()
                                 if n not in expected]:
             pids = self.sup.members(name)
@@ -754,8 +407,8 @@ class Cloud:
                     'rss_mib': round(rt.rss_bytes(pids) / 2 ** 20, 1),
                     'log': self.sup.log(name)}
             if name in cfg.APIS:
-                info['answers'] = local and http_answers(
-                    self.api_root(s, name))
+                info['answers'] = local and base.http_answers(
+                    apis.root(s, name))
             info['ok'] = bool(info['pid']) and info.get('answers', True)
             out['up'] = out['up'] and info['ok']
             out['services'][name] = info
@@ -764,7 +417,7 @@ class Cloud:
         out['computes'] = None
         if out['services']['keystone']['ok'] and \
                 out['services']['nova-api']['ok']:
-            with contextlib.suppress(CloudError):
+            with contextlib.suppress(base.CloudError):
                 out['computes'] = self.bootstrap('status', {}, timeout=60)
         if out['computes'] is None:
             out['up'] = False

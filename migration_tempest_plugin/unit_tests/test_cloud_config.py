@@ -10,7 +10,11 @@ import tempfile
 import testtools
 import yaml
 
+from migration_tempest_plugin.cloud import apis
 from migration_tempest_plugin.cloud import config as cfg
+from migration_tempest_plugin.cloud import mariadb
+from migration_tempest_plugin.cloud import nova
+from migration_tempest_plugin.cloud import rabbitmq
 from migration_tempest_plugin.cloud import tempest_conf
 from migration_tempest_plugin.cloud import venv as venvlib
 
@@ -75,32 +79,32 @@ class TestServiceConfigs(testtools.TestCase):
     def test_every_service_listens_only_on_the_lab_address(self):
         s = settings()
         for api in cfg.APIS:
-            text = cfg.gunicorn_conf(s, api)
+            text = apis.gunicorn_conf(s, api)
             ns = {}
             exec(compile(text, 'gunicorn.conf.py', 'exec'), ns)
             self.assertEqual(['10.254.0.254:%d' % cfg.APIS[api][0]],
                              ns['bind'])
             self.assertEqual(cfg.APIS[api][1], ns['wsgi_app'])
             self.assertEqual(1, ns['workers'])
-        rabbit = cfg.rabbitmq_conf(s)
+        rabbit = rabbitmq.conf(s)
         self.assertIn('listeners.tcp.1 = 10.254.0.254:5672', rabbit)
         self.assertIn('loopback_users = none', rabbit)
-        self.assertIn('--skip-networking', cfg.mariadb_argv(s))
-        env = cfg.rabbitmq_env(s)
+        self.assertIn('--skip-networking', mariadb.argv(s))
+        env = rabbitmq.env(s)
         self.assertIn('{127,0,0,1}',
                       env['RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS'])
         self.assertIn('-start_epmd false',
                       env['RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS'])
         self.assertEqual('127.0.0.1', env['ERL_EPMD_ADDRESS'])
         self.assertEqual(['epmd', '-address', '127.0.0.1', '-port',
-                          str(cfg.EPMD_PORT)], cfg.epmd_argv())
+                          str(cfg.EPMD_PORT)], rabbitmq.epmd_argv())
 
     def test_everything_lives_under_the_cloud_folder(self):
         s = settings()
-        texts = [cfg.keystone_conf(s), cfg.placement_conf(s),
-                 cfg.glance_api_conf(s), cfg.neutron_conf(s),
-                 cfg.nova_conf(s), cfg.rabbitmq_conf(s)]
-        texts += [cfg.nova_compute_conf(s, c) for c in s.computes]
+        texts = [apis.keystone_conf(s), apis.placement_conf(s),
+                 apis.glance_api_conf(s), apis.neutron_conf(s),
+                 nova.nova_conf(s), rabbitmq.conf(s)]
+        texts += [nova.nova_compute_conf(s, c) for c in s.computes]
         for text in texts:
             for line in text.splitlines():
                 for word in line.replace('=', ' ').split():
@@ -110,32 +114,32 @@ class TestServiceConfigs(testtools.TestCase):
                                         line)
 
     def test_keystone(self):
-        conf = cfg.parse_ini(cfg.keystone_conf(settings()))
+        conf = cfg.parse_ini(apis.keystone_conf(settings()))
         self.assertEqual('fernet', conf['token']['provider'])
         self.assertEqual('/state/cloud/keystone/fernet-keys',
                          conf['fernet_tokens']['key_repository'])
         self.assertIn('/keystone?', conf['database']['connection'])
 
     def test_glance_file_store(self):
-        conf = cfg.parse_ini(cfg.glance_api_conf(settings()))
+        conf = cfg.parse_ini(apis.glance_api_conf(settings()))
         self.assertEqual('fs:file', conf['DEFAULT']['enabled_backends'])
         self.assertEqual('/state/cloud/glance/images',
                          conf['fs']['filesystem_store_datadir'])
         self.assertEqual('glance', conf['keystone_authtoken']['username'])
 
     def test_neutron_is_api_only(self):
-        conf = cfg.parse_ini(cfg.neutron_conf(settings()))
+        conf = cfg.parse_ini(apis.neutron_conf(settings()))
         self.assertEqual('ml2', conf['DEFAULT']['core_plugin'])
         self.assertEqual('router', conf['DEFAULT']['service_plugins'])
         self.assertEqual('0', conf['DEFAULT']['rpc_workers'])
-        ml2 = cfg.parse_ini(cfg.ml2_conf(settings()))
+        ml2 = cfg.parse_ini(apis.ml2_conf(settings()))
         self.assertEqual('', ml2['ml2']['mechanism_drivers'])
-        env = cfg.api_env(settings(), 'neutron')
+        env = apis.api_env(settings(), 'neutron')
         self.assertEqual('neutron.conf;ml2_conf.ini',
                          env['OS_NEUTRON_CONFIG_FILES'])
 
     def test_nova_control(self):
-        conf = cfg.parse_ini(cfg.nova_conf(settings()))
+        conf = cfg.parse_ini(nova.nova_conf(settings()))
         self.assertIn('/nova_api?', conf['api_database']['connection'])
         self.assertIn('/nova?', conf['database']['connection'])
         self.assertEqual('-1', conf['scheduler'][
@@ -145,7 +149,7 @@ class TestServiceConfigs(testtools.TestCase):
 
     def test_nova_compute(self):
         s = settings('shared')
-        conf = cfg.parse_ini(cfg.nova_compute_conf(s, s.computes[1]))
+        conf = cfg.parse_ini(nova.nova_compute_conf(s, s.computes[1]))
         self.assertEqual('lab-n2', conf['DEFAULT']['host'])
         self.assertEqual('10.254.0.2', conf['DEFAULT']['my_ip'])
         self.assertEqual('/srv/lab/shared/nova',
@@ -165,10 +169,10 @@ class TestServiceConfigs(testtools.TestCase):
 
     def test_nova_compute_migration_overrides(self):
         s = settings(migration={'live_migration_permit_post_copy': True})
-        conf = cfg.parse_ini(cfg.nova_compute_conf(s, s.computes[0]))
+        conf = cfg.parse_ini(nova.nova_compute_conf(s, s.computes[0]))
         self.assertEqual('true',
                          conf['libvirt']['live_migration_permit_post_copy'])
-        conf = cfg.parse_ini(cfg.nova_compute_conf(
+        conf = cfg.parse_ini(nova.nova_compute_conf(
             s, s.computes[0], {'live_migration_tunnelled': True}))
         self.assertEqual('true', conf['libvirt']['live_migration_tunnelled'])
         self.assertEqual('false',
@@ -176,7 +180,7 @@ class TestServiceConfigs(testtools.TestCase):
         self.assertRaises(ValueError, cfg.migration_options, {'nope': 1})
 
     def test_mariadb_setup_sql(self):
-        sql = cfg.mariadb_setup_sql(cfg.Settings(
+        sql = mariadb.setup_sql(cfg.Settings(
             cloud_dir='/c', secrets=dict(SECRETS, db="it's")))
         for db in cfg.DATABASES:
             self.assertIn('CREATE DATABASE IF NOT EXISTS %s ' % db, sql)

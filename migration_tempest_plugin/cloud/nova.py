@@ -1,0 +1,278 @@
+"""nova for the lab cloud: the control services (api under gunicorn,
+conductor, scheduler) on the lab's address, and one nova-compute inside
+each lab node, with their configuration and database schemas."""
+
+import collections
+import contextlib
+import os
+import shutil
+import time
+
+from migration_tempest_plugin.cloud import base
+from migration_tempest_plugin.cloud import config as cfg
+
+CONTROL = ('nova-conductor', 'nova-scheduler')
+# (config folder, file under the venv's etc/) copied as they are.
+COPIED = (('nova', 'nova/api-paste.ini'), ('nova', 'nova/rootwrap.conf'))
+
+
+def configs(s):
+    """(config folder, file name, text) of every nova.conf.  A compute's
+    nova.conf is rendered once per `up`; the tests may change it between
+    (restart-compute keeps their change)."""
+    out = [('nova', 'nova.conf', nova_conf(s))]
+    for compute in s.computes:
+        out.append(('nova-compute-' + compute.name, 'nova.conf',
+                    nova_compute_conf(s, compute)))
+    return out
+
+
+def sync(cloud, s):
+    """nova's API and cell databases, and the cells."""
+    nm = [cloud.bin('nova-manage'), '--config-file',
+          os.path.join(s.etc('nova'), 'nova.conf')]
+    cloud.run(nm + ['api_db', 'sync'], 'nova-manage api_db sync')
+    cloud.run(nm + ['cell_v2', 'map_cell0', '--database_connection',
+                    cfg.db_url(s, 'nova_cell0')],
+              'nova-manage cell_v2 map_cell0')
+    cells = cloud.run(nm + ['cell_v2', 'list_cells'],
+                      'nova-manage cell_v2 list_cells')
+    if ' cell1 ' not in cells:
+        cloud.run(nm + ['cell_v2', 'create_cell', '--name', 'cell1',
+                        '--verbose'], 'nova-manage cell_v2 create_cell')
+    cloud.run(nm + ['db', 'sync'], 'nova-manage db sync')
+
+
+def _privsep_sections(s):
+    helper = os.path.join(s.venv, 'bin', 'privsep-helper')
+    return collections.OrderedDict(
+        (section, {'helper_command': helper})
+        for section in ('nova_sys_admin', 'privsep_osbrick',
+                        'vif_plug_linux_bridge_privileged',
+                        'vif_plug_ovs_privileged'))
+
+
+def _nova_common(s, state_path):
+    sections = collections.OrderedDict()
+    default = cfg.common(s, state_path)
+    default['my_ip'] = s.host
+    # SIGTERM: finish within seconds (the default waits up to 60).
+    default['graceful_shutdown_timeout'] = 5
+    default['rootwrap_config'] = os.path.join(s.etc('nova'),
+                                              'rootwrap.conf')
+    sections['DEFAULT'] = default
+    sections['api'] = {'auth_strategy': 'keystone'}
+    sections['keystone_authtoken'] = cfg.authtoken(s, 'nova')
+    sections['service_user'] = collections.OrderedDict(
+        [('send_service_user_token', True)] +
+        list(cfg.service_auth(s, 'nova').items()))
+    sections['placement'] = cfg.service_auth(s, 'placement')
+    sections['neutron'] = cfg.service_auth(s, 'neutron')
+    sections['glance'] = {'region_name': cfg.REGION}
+    sections['cinder'] = {'os_region_name': cfg.REGION}
+    sections['oslo_concurrency'] = {'lock_path': s.lock_path}
+    sections['oslo_messaging_notifications'] = {'driver': 'noop'}
+    sections['vnc'] = {'enabled': False}
+    sections['spice'] = {'enabled': False}
+    sections['serial_console'] = {'enabled': False}
+    return sections
+
+
+def nova_conf(s):
+    """nova.conf of nova-api, nova-conductor and nova-scheduler (one cell:
+    cell1's database in [database], its queue in cfg.transport_url)."""
+    sections = _nova_common(s, s.path('nova', 'control'))
+    sections['DEFAULT']['host'] = cfg.CONTROL_HOST
+    sections['api_database'] = {'connection': cfg.db_url(s, 'nova_api')}
+    sections['database'] = {'connection': cfg.db_url(s, 'nova')}
+    sections['wsgi'] = {'api_paste_config': os.path.join(s.etc('nova'),
+                                                         'api-paste.ini')}
+    sections['conductor'] = {'workers': 1}
+    sections['scheduler'] = collections.OrderedDict([
+        ('workers', 1),
+        # `cloud up` runs discover_hosts itself once the computes report.
+        ('discover_hosts_in_cells_interval', -1),
+    ])
+    sections['filter_scheduler'] = {'track_instance_changes': False}
+    return cfg.render_ini(sections, cfg.HEADER)
+
+
+def nova_compute_conf(s, node, migration=None):
+    """nova.conf of the nova-compute on one lab node."""
+    opts = cfg.migration_options(migration if migration is not None
+                                 else s.migration)
+    sections = _nova_common(s, s.path('nova', node.name))
+    default = sections['DEFAULT']
+    default['host'] = node.name
+    default['my_ip'] = node.address
+    default['compute_driver'] = 'libvirt.LibvirtDriver'
+    default['instances_path'] = node.instances_path
+    default['heal_instance_info_cache_interval'] = -1
+    default['resume_guests_state_on_host_boot'] = False
+    default['sync_power_state_interval'] = 60
+    libvirt = collections.OrderedDict([
+        ('virt_type', 'qemu'),
+        ('cpu_mode', 'none'),
+        ('live_migration_scheme', 'tcp'),
+        ('live_migration_inbound_addr', node.address),
+        ('live_migration_completion_timeout', 800),
+        ('live_migration_timeout_action', 'abort'),
+    ])
+    libvirt.update(opts)
+    sections['libvirt'] = libvirt
+    sections['compute'] = {'max_concurrent_live_migrations': 1}
+    # The guest kernel is an AKI image: a bzImage, whose legacy boot sector
+    # nova's deep image inspection takes for an MBR with a bad partition
+    # table.  Spawning does not inspect kernels, but pre_live_migration on
+    # the destination does (fetch_to_raw), and refuses the migration with
+    # "Image does not pass safety check".  The lab's images are our own.
+    sections['workarounds'] = {'disable_deep_image_inspection': True}
+    # Each node its own locks, as two hosts would have.
+    sections['oslo_concurrency'] = {
+        'lock_path': s.path('nova', node.name, 'lock')}
+    sections.update(_privsep_sections(s))
+    return cfg.render_ini(sections, cfg.HEADER)
+
+
+def start_control(cloud, s, restart=False):
+    conf = os.path.join(s.etc('nova'), 'nova.conf')
+    for name in CONTROL:
+        if restart:
+            cloud.sup.stop(name)
+        cloud.sup.start(name, [cloud.bin(name), '--config-file', conf])
+
+
+def compute_key(compute):
+    return 'nova-compute-' + compute.name
+
+
+def start_compute(cloud, s, compute, node, restart=False):
+    key = compute_key(compute)
+    if restart:
+        cloud.sup.stop(key)
+    os.makedirs(s.path('nova', compute.name, 'lock'), exist_ok=True)
+    node.run(['mkdir', '-p', compute.instances_path])
+    conf = os.path.join(s.nova_compute_dir(compute.name), 'nova.conf')
+    return cloud.sup.start(key, node.argv([cloud.bin('nova-compute'),
+                                          '--config-file', conf]))
+
+
+def node_hostnames(cloud):
+    """The hostname each node's libvirtd reports (nova's hypervisor
+    hostname and placement's resource provider name: they must differ).
+
+    When the nodes share the host's UTS namespace, libvirtd reports
+    the host's name on both; a per-node /etc/hosts bound inside the
+    node's mount namespace then makes the short hostname resolve
+    (canonically) to the node's own name."""
+    names = {}
+    for compute, node in cloud.compute_nodes():
+        names[compute.name] = _virsh_hostname(node)
+    if len(set(names.values())) == len(names):
+        return names
+    for compute, node in cloud.compute_nodes():
+        hosts = cloud.path('etc', 'hosts-' + compute.name)
+        short = node.run(['uname', '-n']).stdout.strip()
+        base.write_file(hosts, '127.0.0.1 localhost\n::1 localhost '
+                        'ip6-localhost ip6-loopback\n%s %s %s\n' % (
+                            compute.address, compute.name, short))
+        with open(hosts) as f:
+            wanted = f.read()
+        if node.run(['cat', '/etc/hosts']).stdout != wanted:
+            node.run(['mount', '--bind', hosts, '/etc/hosts'])
+        names[compute.name] = _virsh_hostname(node)
+    if len(set(names.values())) != len(names):
+        raise base.CloudError(
+            'the lab nodes report the same hostname to nova (%s); each '
+            'node needs its own UTS namespace' % ', '.join(
+                '%s=%s' % kv for kv in sorted(names.items())))
+    return names
+
+
+def _virsh_hostname(node):
+    return node.run(['virsh', '-c', 'qemu:///system', 'hostname'],
+                    timeout=60).stdout.strip()
+
+
+def wait_computes(cloud, s, hostnames, timeout=240):
+    """Discover the computes into cell1 and wait until both are up,
+    enabled and listed as hypervisors."""
+    deadline = time.monotonic() + timeout
+    nm = [cloud.bin('nova-manage'), '--config-file',
+          os.path.join(s.etc('nova'), 'nova.conf')]
+    hosts = [c.name for c in s.computes]
+    while True:
+        for compute, _node in cloud.compute_nodes():
+            if not cloud.sup.pid(compute_key(compute)):
+                raise cloud.sup.failure(compute_key(compute),
+                                        'exited')
+        cloud.run(nm + ['cell_v2', 'discover_hosts'],
+                  'nova-manage cell_v2 discover_hosts')
+        left = max(5, int(deadline - time.monotonic()))
+        for name in CONTROL:
+            if not cloud.sup.pid(name):
+                raise cloud.sup.failure(name, 'exited')
+        listing = cloud.bootstrap('computes', {
+            'hosts': hosts, 'hypervisors': sorted(hostnames.values()),
+            'control': list(CONTROL),
+            'timeout': min(20, left)})
+        if not listing.get('missing'):
+            return listing
+        if time.monotonic() > deadline:
+            key = 'nova-compute-' + listing['missing'][0]
+            if key in cloud.sup.names():
+                raise cloud.sup.failure(key, 'is not up in nova after %ds'
+                                        % timeout)
+            raise base.CloudError('computes not up in nova after %ds: %s' % (
+                timeout, ', '.join(listing['missing'])))
+
+
+def restart_compute(cloud, name, timeout=180):
+    """Restart one nova-compute with its nova.conf as it is now (the
+    tests edit it), and wait until it reports again."""
+    s = cloud.settings()
+    for compute, node in cloud.compute_nodes():
+        if compute.name == name:
+            break
+    else:
+        raise base.CloudError('no compute %r (have %s)' % (
+            name, ', '.join(c.name for c in s.computes)))
+    since = base.now_utc()
+    time.sleep(1)
+    start_compute(cloud, s, compute, node, restart=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        listing = cloud.bootstrap('status', {})
+        for svc in listing['services']:
+            if (svc['binary'] == 'nova-compute' and svc['host'] == name
+                    and svc['state'] == 'up' and svc['updated_at']
+                    and svc['updated_at'][:19] > since[:19]):
+                return listing
+        if not cloud.sup.pid(compute_key(compute)):
+            raise cloud.sup.failure(compute_key(compute), 'exited')
+        if time.monotonic() > deadline:
+            raise cloud.sup.failure(compute_key(compute),
+                                    'did not report within %ds' % timeout)
+        time.sleep(2)
+
+
+def clean_nodes(cloud):
+    """With the lab kept: remove nova's guests and instance files."""
+    lab = cloud.lab()
+    if not lab.status().get('up'):
+        return
+    for compute, node in cloud.compute_nodes():
+        res = node.run(['virsh', '-c', 'qemu:///system', 'list', '--all',
+                        '--name'], check=False)
+        for dom in res.stdout.split():
+            if dom.startswith('instance-'):
+                node.run(['virsh', '-c', 'qemu:///system', 'destroy',
+                          dom], check=False)
+                node.run(['virsh', '-c', 'qemu:///system', 'undefine',
+                          '--nvram', dom], check=False)
+        with contextlib.suppress(Exception):
+            shutil.rmtree(node.host_path(cloud.storage,
+                                         cfg.INSTANCES_DIR),
+                          ignore_errors=True)
+        with contextlib.suppress(Exception):
+            node.run(['umount', '/etc/hosts'], check=False)
