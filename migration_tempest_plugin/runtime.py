@@ -159,21 +159,23 @@ def entries(pids):
 
 def terminate(pairs, timeout=15.0):
     """SIGTERM the (pid, start) pairs that are still ours, wait, then
-    SIGKILL what is left.  Returns the PIDs still alive (should be none)."""
-    procs = []
-    for pid, start in pairs:
-        if pid_alive(pid, start):
-            with contextlib.suppress(psutil.Error):
-                procs.append(psutil.Process(pid))
-    left = procs
+    SIGKILL what is left.  Returns the PIDs still alive (should be none).
+    A zombie counts as gone: its parent, not us, may be the one to reap
+    it (psutil.wait_procs would wait for that)."""
+    left = [(p, s) for p, s in pairs if pid_alive(p, s)]
     for signal_them, wait in (('terminate', timeout), ('kill', 5.0)):
-        for proc in left:
+        for pid, start in left:
             with contextlib.suppress(psutil.Error):
-                getattr(proc, signal_them)()
-        _gone, left = psutil.wait_procs(left, timeout=wait)
+                proc = psutil.Process(pid)
+                if proc.create_time() == start:  # still ours
+                    getattr(proc, signal_them)()
+        deadline = time.monotonic() + wait
+        while left and time.monotonic() < deadline:
+            time.sleep(0.05)
+            left = [(p, s) for p, s in left if pid_alive(p, s)]
         if not left:
             return []
-    return [p.pid for p in left if pid_alive(p.pid)]
+    return [p for p, _s in left]
 
 
 def session_members(leader, start):
