@@ -55,8 +55,17 @@ for mode in $storage_modes; do
     mode_rc=0
     run_suite "$@" || mode_rc=$?
     took=$(( $(date +%s) - started ))
+    # The workspace goes with the cloud: keep its logs and reports.
+    results=$state/tempest-results/$mode
+    rm -rf "$results"
+    mkdir -p "$results"
+    cp -r "$workspace/logs" "$workspace/reports" "$results/" 2>/dev/null || :
+    # Each nova.conf change (and each restore) restarts both computes.
+    switches=$(sed -n 's/.*restarted and reporting in \([0-9.]*\)s.*/\1/p' \
+        "$results/logs/tempest.log" 2>/dev/null | awk \
+        '{n++; t+=$1} END {if (n) printf "%d, mean %.1fs", n, t/n; else print 0}')
     summary="$summary
-tempest: $mode storage: exit $mode_rc in ${took}s"
+tempest: $mode storage: exit $mode_rc in ${took}s; compute restarts for a configuration: $switches; results in $results"
     [ "$mode_rc" = 0 ] || rc=$mode_rc
     echo "tempest: taking the lab cloud down"
     migration-lab cloud down --state-dir "$state"
