@@ -474,6 +474,35 @@ def umount(target, run=None):
     return run(['umount', '-l', target], check=False).returncode == 0
 
 
+def write_file(path, text, mode=0o644):
+    """Write `text` to `path` whole or not at all (a reader never sees half
+    a file), creating its folder."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def read_json(path):
+    """The JSON object in `path`, or {} when it is missing or unreadable."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def update_json(path, mode=0o644, **changes):
+    """Merge `changes` into the JSON object in `path`; return the result."""
+    document = read_json(path)
+    document.update(changes)
+    write_file(path, json.dumps(document, indent=1, sort_keys=True) + '\n',
+               mode)
+    return document
+
+
 def wait_for(what, predicate, timeout, proc_check=None, interval=0.2):
     deadline = time.monotonic() + timeout
     while True:

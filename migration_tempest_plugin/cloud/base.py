@@ -2,7 +2,6 @@
 file helpers."""
 
 import datetime
-import os
 import socket
 import urllib.error
 import urllib.request
@@ -17,15 +16,6 @@ class CloudError(errors.Error):
 def now_utc():
     return datetime.datetime.now(datetime.timezone.utc).replace(
         tzinfo=None).isoformat(timespec='seconds')
-
-
-def write_file(path, text, mode=0o644):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        f.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
 
 
 def http_answers(url, timeout=3):

@@ -84,28 +84,19 @@ class Cloud:
         return env
 
     def meta(self):
-        try:
-            with open(os.path.join(self.dir, 'cloud.json')) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            return {}
+        return rt.read_json(os.path.join(self.dir, 'cloud.json'))
 
     def save_meta(self, **changes):
-        meta = self.meta()
-        meta.update(changes)
-        base.write_file(os.path.join(self.dir, 'cloud.json'),
-                        json.dumps(meta, indent=1, sort_keys=True) + '\n')
+        rt.update_json(os.path.join(self.dir, 'cloud.json'), **changes)
 
     def secrets(self):
         path = self.path('secrets.json')
-        try:
-            with open(path) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            pass
+        values = rt.read_json(path)
+        if values:
+            return values
         values = {k: secretslib.token_hex(12)
                   for k in ('db', 'rabbit', 'admin', 'member', 'service')}
-        base.write_file(path, json.dumps(values, indent=1) + '\n', 0o600)
+        rt.write_file(path, json.dumps(values, indent=1) + '\n', 0o600)
         return values
 
     def lab(self):
@@ -146,7 +137,7 @@ class Cloud:
         """Run one openstacksdk step in the venv; return its JSON result."""
         spec = dict(spec, clouds_yaml=self.path('clouds.yaml'))
         spec_file = self.path('run', 'bootstrap-%s.json' % step)
-        base.write_file(spec_file, json.dumps(spec), 0o600)
+        rt.write_file(spec_file, json.dumps(spec), 0o600)
         env = dict(self.env(), PYTHONPATH=PACKAGE_ROOT)
         out = rt.run_logged(
             [self.bin('python'), '-m', 'migration_tempest_plugin.cloud.'
@@ -171,7 +162,7 @@ class Cloud:
                         return
             except OSError:
                 pass
-            base.write_file(path, text, mode)
+            rt.write_file(path, text, mode)
             changed.add(service)
 
         def copy(service, src, name=None):
@@ -184,7 +175,7 @@ class Cloud:
                 put(folder, name, text)
             for folder, src in service.COPIED:
                 copy(folder, src)
-        base.write_file(self.path('clouds.yaml'), cfg.clouds_yaml(s), 0o600)
+        rt.write_file(self.path('clouds.yaml'), cfg.clouds_yaml(s), 0o600)
         return changed
 
     # -- databases ------------------------------------------------------------

@@ -10,6 +10,7 @@ import time
 
 from migration_tempest_plugin.cloud import base
 from migration_tempest_plugin.cloud import config as cfg
+from migration_tempest_plugin import runtime as rt
 
 CONTROL = ('nova-conductor', 'nova-scheduler')
 # (config folder, file under the venv's etc/) copied as they are.
@@ -173,9 +174,9 @@ def node_hostnames(cloud):
     for compute, node in cloud.compute_nodes():
         hosts = cloud.path('etc', 'hosts-' + compute.name)
         short = node.run(['uname', '-n']).stdout.strip()
-        base.write_file(hosts, '127.0.0.1 localhost\n::1 localhost '
-                        'ip6-localhost ip6-loopback\n%s %s %s\n' % (
-                            compute.address, compute.name, short))
+        rt.write_file(hosts, '127.0.0.1 localhost\n::1 localhost '
+                      'ip6-localhost ip6-loopback\n%s %s %s\n' % (
+                          compute.address, compute.name, short))
         with open(hosts) as f:
             wanted = f.read()
         if node.run(['cat', '/etc/hosts']).stdout != wanted:

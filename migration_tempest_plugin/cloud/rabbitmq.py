@@ -5,6 +5,7 @@ import os
 
 from migration_tempest_plugin.cloud import base
 from migration_tempest_plugin.cloud import config as cfg
+from migration_tempest_plugin import runtime as rt
 
 
 def conf(s):
@@ -63,10 +64,10 @@ def start(cloud, s):
     d = cloud.path('rabbitmq')
     for sub in ('mnesia', 'log'):
         os.makedirs(os.path.join(d, sub), exist_ok=True)
-    base.write_file(os.path.join(d, 'rabbitmq.conf'), conf(s), 0o600)
-    base.write_file(os.path.join(d, 'rabbitmq-env.conf'), '')
-    base.write_file(os.path.join(d, 'enabled_plugins'), '[].\n')
-    base.write_file(os.path.join(d, 'advanced.config'), '[].\n')
+    rt.write_file(os.path.join(d, 'rabbitmq.conf'), conf(s), 0o600)
+    rt.write_file(os.path.join(d, 'rabbitmq-env.conf'), '')
+    rt.write_file(os.path.join(d, 'enabled_plugins'), '[].\n')
+    rt.write_file(os.path.join(d, 'advanced.config'), '[].\n')
     cloud.sup.start('epmd', epmd_argv())
     cloud.sup.wait('epmd', 'listened', lambda: base.tcp_answers(
         '127.0.0.1', cfg.EPMD_PORT), 20, interval=0.2)

@@ -161,18 +161,10 @@ class Lab:
     # Meta --------------------------------------------------------------------
 
     def _meta(self):
-        try:
-            with open(self._meta_file) as f:
-                return json.load(f)
-        except (FileNotFoundError, ValueError):
-            return {}
+        return rt.read_json(self._meta_file)
 
     def _save_meta(self, **changes):
-        meta = self._meta()
-        meta.update(changes)
-        with open(self._meta_file + '.tmp', 'w') as f:
-            json.dump(meta, f, indent=1, sort_keys=True)
-        os.replace(self._meta_file + '.tmp', self._meta_file)
+        rt.update_json(self._meta_file, **changes)
 
     @contextlib.contextmanager
     def _locked(self):
@@ -204,7 +196,7 @@ class Lab:
                 tlslib.ensure_certificates(
                     os.path.join(self.state_dir, 'tls'),
                     [(n.name, n.address, n.tls_dir) for n in self.nodes])
-            except tlslib.TLSError as exc:
+            except (OSError, ValueError) as exc:
                 raise rt.LabError('TLS certificates: %s' % exc) from exc
             say('network: bridge %s, namespaces %s' % (
                 sandbox.BRIDGE, ', '.join(s.netns for s in self.sandboxes)))

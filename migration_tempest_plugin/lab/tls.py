@@ -8,19 +8,24 @@ node's folder then holds the file names QEMU looks for::
 
     ca-cert.pem server-cert.pem server-key.pem client-cert.pem client-key.pem
 
-Made with openssl; QEMU's own checks (CA basic constraints, key usage
-digitalSignature + keyEncipherment, extended key usage serverAuth or
-clientAuth) are met by the extensions below.
+Made with the ``cryptography`` library; QEMU's own checks (CA basic
+constraints, key usage digitalSignature + keyEncipherment, extended key
+usage serverAuth or clientAuth) are met by the extensions below.
 """
 
+import datetime
 import hashlib
-import json
+import ipaddress
 import os
-import shutil
-import subprocess
-import tempfile
 
-from migration_tempest_plugin import errors
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import NameOID
+
+from migration_tempest_plugin import runtime as rt
 
 DAYS = 3650
 KEY_BITS = 2048
@@ -29,109 +34,94 @@ NODE_FILES = ('ca-cert.pem', 'server-cert.pem', 'server-key.pem',
 _META = '.lab-tls.json'
 
 
-class TLSError(errors.Error):
-    pass
+def _name(common_name):
+    return x509.Name([
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, 'migration-lab'),
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def render_openssl_config(kind, common_name, address=None, dns_name=None):
-    """An openssl config with the [req] section and the extensions of a
-    `ca`, `server` or `client` certificate."""
+def _key_usage(ca):
+    return x509.KeyUsage(
+        digital_signature=not ca, key_encipherment=not ca,
+        key_cert_sign=ca, crl_sign=ca, content_commitment=False,
+        data_encipherment=False, key_agreement=False, encipher_only=False,
+        decipher_only=False)
+
+
+def build_certificate(kind, common_name, key, issuer_key=None,
+                      issuer_name=None, address=None, dns_name=None):
+    """A `ca` (self-signed), `server` or `client` certificate for `key`,
+    signed by `issuer_key` under `issuer_name` (the CA's)."""
     if kind not in ('ca', 'server', 'client'):
         raise ValueError(kind)
-    lines = [
-        '[req]',
-        'distinguished_name = dn',
-        'prompt = no',
-        '[dn]',
-        'O = migration-lab',
-        'CN = %s' % common_name,
-        '[ext]',
-    ]
-    if kind == 'ca':
-        lines += ['basicConstraints = critical, CA:TRUE',
-                  'keyUsage = critical, keyCertSign, cRLSign',
-                  'subjectKeyIdentifier = hash']
-    else:
-        lines += ['basicConstraints = critical, CA:FALSE',
-                  'keyUsage = critical, digitalSignature, keyEncipherment',
-                  'extendedKeyUsage = %s' % (
-                      'serverAuth' if kind == 'server' else 'clientAuth'),
-                  'subjectKeyIdentifier = hash',
-                  'authorityKeyIdentifier = keyid']
+    ca = kind == 'ca'
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (x509.CertificateBuilder()
+               .subject_name(_name(common_name))
+               .issuer_name(_name(common_name) if ca else issuer_name)
+               .public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5))
+               .not_valid_after(now + datetime.timedelta(days=DAYS))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None),
+                              critical=True)
+               .add_extension(_key_usage(ca), critical=True)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(
+                   key.public_key()), critical=False))
+    signer = key if ca else issuer_key
+    if not ca:
+        builder = (builder
+                   .add_extension(x509.ExtendedKeyUsage([
+                       ExtendedKeyUsageOID.SERVER_AUTH if kind == 'server'
+                       else ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+                   .add_extension(
+                       x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                           issuer_key.public_key()), critical=False))
         alt = []
         if address:
-            alt.append('IP:%s' % address)
+            alt.append(x509.IPAddress(ipaddress.ip_address(address)))
         if dns_name:
-            alt.append('DNS:%s' % dns_name)
+            alt.append(x509.DNSName(dns_name))
         if alt:
-            lines.append('subjectAltName = %s' % ', '.join(alt))
-    return '\n'.join(lines) + '\n'
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(alt), critical=False)
+    return builder.sign(signer, hashes.SHA256())
 
 
-def _openssl(args, cwd):
-    res = subprocess.run(['openssl'] + args, cwd=cwd, capture_output=True,
-                         text=True, stdin=subprocess.DEVNULL)
-    if res.returncode:
-        raise TLSError('openssl %s failed: %s' % (
-            args[0], ' '.join(res.stderr.split())[-400:]))
-    return res
+def _new_key():
+    return rsa.generate_private_key(public_exponent=65537,
+                                    key_size=KEY_BITS)
 
 
-def _new_key(path, cwd):
-    _openssl(['genpkey', '-algorithm', 'RSA', '-pkeyopt',
-              'rsa_keygen_bits:%d' % KEY_BITS, '-out', path], cwd)
-    os.chmod(path, 0o600)
+def _key_pem(key):
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode()
 
 
-def _write(path, text):
-    with open(path, 'w') as f:
-        f.write(text)
+def _cert_pem(cert):
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def ensure_ca(folder):
-    """The lab CA in `folder` (made once); returns (cert path, key path)."""
-    os.makedirs(folder, exist_ok=True)
-    cert = os.path.join(folder, 'ca-cert.pem')
-    key = os.path.join(folder, 'ca-key.pem')
-    if os.path.exists(cert) and os.path.exists(key):
-        return cert, key
-    cfg = os.path.join(folder, 'ca.cnf')
-    _write(cfg, render_openssl_config('ca', 'migration-lab CA'))
-    _new_key(key, folder)
-    _openssl(['req', '-new', '-x509', '-config', cfg, '-extensions', 'ext',
-              '-key', key, '-sha256', '-days', str(DAYS),
-              '-out', cert + '.tmp'],
-             folder)
-    os.replace(cert + '.tmp', cert)
+    """The lab CA in `folder` (made once); returns (certificate, key)."""
+    cert_path = os.path.join(folder, 'ca-cert.pem')
+    key_path = os.path.join(folder, 'ca-key.pem')
+    if not (os.path.exists(cert_path) and os.path.exists(key_path)):
+        key = _new_key()
+        rt.write_file(key_path, _key_pem(key), 0o600)
+        rt.write_file(cert_path, _cert_pem(
+            build_certificate('ca', 'migration-lab CA', key)))
+    with open(cert_path, 'rb') as f:
+        cert = x509.load_pem_x509_certificate(f.read())
+    with open(key_path, 'rb') as f:
+        key = serialization.load_pem_private_key(f.read(), password=None)
     return cert, key
 
 
-def _issue(kind, name, address, ca_cert, ca_key, out_cert, out_key, work):
-    cfg = os.path.join(work, '%s-%s.cnf' % (name, kind))
-    csr = os.path.join(work, '%s-%s.csr' % (name, kind))
-    cn = address if kind == 'server' else '%s client' % name
-    _write(cfg, render_openssl_config(kind, cn, address, 'lab-' + name))
-    _new_key(out_key, work)
-    _openssl(['req', '-new', '-config', cfg, '-key', out_key, '-out', csr],
-             work)
-    _openssl(['x509', '-req', '-in', csr, '-CA', ca_cert, '-CAkey', ca_key,
-              '-set_serial', '0x' + os.urandom(8).hex(), '-sha256',
-              '-days', str(DAYS), '-extfile', cfg, '-extensions', 'ext',
-              '-out', out_cert], work)
-
-
-def _fingerprint(path):
-    with open(path, 'rb') as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def node_is_current(dest, address, ca_fingerprint):
-    try:
-        with open(os.path.join(dest, _META)) as f:
-            meta = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return (meta == {'address': address, 'ca': ca_fingerprint}
+    return (rt.read_json(os.path.join(dest, _META)) ==
+            {'address': address, 'ca': ca_fingerprint}
             and all(os.path.exists(os.path.join(dest, n))
                     for n in NODE_FILES))
 
@@ -141,19 +131,20 @@ def ensure_certificates(folder, nodes):
     `nodes`, the node's certificates in `dest`, unless they are already
     there for this CA and address."""
     ca_cert, ca_key = ensure_ca(folder)
-    ca_fp = _fingerprint(ca_cert)
+    ca_pem = _cert_pem(ca_cert)
+    ca_fp = hashlib.sha256(ca_pem.encode()).hexdigest()
     for name, address, dest in nodes:
         if node_is_current(dest, address, ca_fp):
             continue
-        os.makedirs(dest, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder) as work:
-            for kind in ('server', 'client'):
-                _issue(kind, name, address, ca_cert, ca_key,
-                       os.path.join(work, '%s-cert.pem' % kind),
-                       os.path.join(work, '%s-key.pem' % kind), work)
-            shutil.copy(ca_cert, os.path.join(work, 'ca-cert.pem'))
-            for fname in NODE_FILES:
-                shutil.copy2(os.path.join(work, fname),
-                             os.path.join(dest, fname))
-        _write(os.path.join(dest, _META),
-               json.dumps({'address': address, 'ca': ca_fp}))
+        for kind in ('server', 'client'):
+            key = _new_key()
+            cert = build_certificate(
+                kind, address if kind == 'server' else '%s client' % name,
+                key, ca_key, ca_cert.subject, address, 'lab-' + name)
+            rt.write_file(os.path.join(dest, '%s-key.pem' % kind),
+                          _key_pem(key), 0o600)
+            rt.write_file(os.path.join(dest, '%s-cert.pem' % kind),
+                          _cert_pem(cert))
+        rt.write_file(os.path.join(dest, 'ca-cert.pem'), ca_pem)
+        rt.update_json(os.path.join(dest, _META), address=address,
+                       ca=ca_fp)

@@ -297,19 +297,38 @@ class TestPreflight(testtools.TestCase):
 
 class TestTLS(testtools.TestCase):
 
-    def test_openssl_configs(self):
-        ca = tls.render_openssl_config('ca', 'lab CA')
-        self.assertIn('CA:TRUE', ca)
-        self.assertIn('keyCertSign', ca)
-        server = tls.render_openssl_config('server', '10.254.0.1',
-                                           '10.254.0.1', 'lab-n1')
-        self.assertIn('extendedKeyUsage = serverAuth', server)
-        self.assertIn('subjectAltName = IP:10.254.0.1, DNS:lab-n1', server)
-        self.assertIn('digitalSignature, keyEncipherment', server)
-        client = tls.render_openssl_config('client', 'n1 client')
-        self.assertIn('extendedKeyUsage = clientAuth', client)
-        self.assertNotIn('subjectAltName', client)
-        self.assertRaises(ValueError, tls.render_openssl_config, 'x', 'y')
+    def test_certificate_extensions(self):
+        from cryptography import x509
+        from cryptography.x509.oid import ExtendedKeyUsageOID
+        ca_key = tls._new_key()
+        ca = tls.build_certificate('ca', 'lab CA', ca_key)
+        self.assertTrue(ca.extensions.get_extension_for_class(
+            x509.BasicConstraints).value.ca)
+        self.assertTrue(ca.extensions.get_extension_for_class(
+            x509.KeyUsage).value.key_cert_sign)
+        server = tls.build_certificate('server', '10.254.0.1', tls._new_key(),
+                                       ca_key, ca.subject, '10.254.0.1',
+                                       'lab-n1')
+        self.assertEqual(ca.subject, server.issuer)
+        usage = server.extensions.get_extension_for_class(x509.KeyUsage).value
+        self.assertTrue(usage.digital_signature and usage.key_encipherment)
+        self.assertEqual([ExtendedKeyUsageOID.SERVER_AUTH], list(
+            server.extensions.get_extension_for_class(
+                x509.ExtendedKeyUsage).value))
+        alt = server.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value
+        self.assertEqual(['lab-n1'], alt.get_values_for_type(x509.DNSName))
+        self.assertEqual('10.254.0.1', str(
+            alt.get_values_for_type(x509.IPAddress)[0]))
+        client = tls.build_certificate('client', 'n1 client', tls._new_key(),
+                                       ca_key, ca.subject)
+        self.assertEqual([ExtendedKeyUsageOID.CLIENT_AUTH], list(
+            client.extensions.get_extension_for_class(
+                x509.ExtendedKeyUsage).value))
+        self.assertRaises(x509.ExtensionNotFound,
+                          client.extensions.get_extension_for_class,
+                          x509.SubjectAlternativeName)
+        self.assertRaises(ValueError, tls.build_certificate, 'x', 'y', ca_key)
 
     def test_node_is_current_needs_all_files(self):
         folder = tempfile.mkdtemp()

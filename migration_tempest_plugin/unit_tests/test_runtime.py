@@ -127,3 +127,23 @@ class TestSupervisor(testtools.TestCase):
                                 ['/nonexistent/ghost'])
         self.assertIn('ghost: cannot start /nonexistent/ghost', str(exc))
         self.assertEqual([], sup.names())
+
+
+class TestFiles(testtools.TestCase):
+
+    def test_json_state_merges_and_survives_damage(self):
+        path = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                            'sub', 'state.json')
+        self.assertEqual({}, runtime.read_json(path))
+        runtime.update_json(path, a=1)
+        self.assertEqual({'a': 1, 'b': 2}, runtime.update_json(path, b=2))
+        self.assertEqual({'a': 1, 'b': 2}, runtime.read_json(path))
+        self.assertFalse(os.path.exists(path + '.tmp'))
+        with open(path, 'w') as f:
+            f.write('{"a": ')
+        self.assertEqual({}, runtime.read_json(path))
+
+    def test_write_file_mode(self):
+        path = os.path.join(self.useFixture(fixtures.TempDir()).path, 'x')
+        runtime.write_file(path, 'secret', 0o600)
+        self.assertEqual(0o600, os.stat(path).st_mode & 0o777)
