@@ -370,7 +370,12 @@ def which(binary):
 
 
 def host_run(argv, check=True, timeout=120, input=None, where='host',
-             env=None):
+             env=None, shown=None):
+    """Run `argv` to its end and return the CompletedProcess (text output);
+    raise LabError on a timeout or a missing program, LabCommandError on a
+    failure when `check`.  Errors name `where` and `shown` (the command as
+    the caller knows it, when `argv` wraps it)."""
+    shown = [str(a) for a in (shown or argv)]
     try:
         res = subprocess.run(argv, capture_output=True, text=True,
                              timeout=timeout, input=input,
@@ -379,11 +384,11 @@ def host_run(argv, check=True, timeout=120, input=None, where='host',
                              else subprocess.DEVNULL)
     except subprocess.TimeoutExpired as exc:
         raise LabError('%s: `%s` timed out after %ss' % (
-            where, ' '.join(argv), timeout)) from exc
+            where, ' '.join(shown), timeout)) from exc
     except FileNotFoundError as exc:
         raise LabError('%s: `%s` not found' % (where, argv[0])) from exc
     if check and res.returncode:
-        raise LabCommandError(argv, res.returncode, res.stdout, res.stderr,
+        raise LabCommandError(shown, res.returncode, res.stdout, res.stderr,
                               where)
     return res
 

@@ -2,9 +2,9 @@
 folder, started by the cloud's supervisor (never as a system service)."""
 
 import os
-import subprocess
 
 from migration_tempest_plugin.cloud import config as cfg
+from migration_tempest_plugin import runtime as rt
 
 
 def argv(s):
@@ -63,9 +63,11 @@ def wait(cloud, s):
               '-uroot']
 
     def ready():
-        return subprocess.run(client + ['-e', 'SELECT 1'],
-                              capture_output=True, env=cloud.env(),
-                              timeout=10).returncode == 0
+        try:
+            return rt.host_run(client + ['-e', 'SELECT 1'], check=False,
+                               env=cloud.env(), timeout=10).returncode == 0
+        except rt.LabError:     # a timeout: not ready yet
+            return False
     cloud.sup.wait('mariadb', 'answered on %s' % s.mysql_socket, ready, 60)
     cloud.run(client, 'creating the databases',
               input=setup_sql(s))

@@ -7,11 +7,10 @@ and reinstalled only when the constraints or the package list change.
 
 import hashlib
 import os
-import subprocess
 import sys
 import time
 
-from migration_tempest_plugin import errors
+from migration_tempest_plugin import runtime as rt
 
 # What the venv holds; every version comes from the constraints file.
 PACKAGES = ('nova', 'keystone', 'openstack-placement', 'glance', 'neutron',
@@ -21,10 +20,6 @@ CONSTRAINTS = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
         __file__)))), 'tools', 'cloud-constraints.txt')
 MARKER = '.migration-lab-cloud'
-
-
-class VenvError(errors.Error):
-    pass
 
 
 def fingerprint(constraints=CONSTRAINTS, packages=PACKAGES):
@@ -65,22 +60,16 @@ def ensure(venv, log_path, constraints=CONSTRAINTS, say=print):
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     say('cloud: installing the OpenStack services into %s (pinned by %s)'
         % (venv, os.path.basename(constraints)))
-    with open(log_path, 'ab') as log:
-        def run(argv):
-            log.write(('\n--- %s\n' % ' '.join(argv)).encode())
-            log.flush()
-            res = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL)
-            if res.returncode:
-                raise VenvError('`%s` failed (exit %d); see %s' % (
-                    ' '.join(argv[:6]) + ' ...', res.returncode, log_path))
-        if not os.path.exists(os.path.join(venv, 'bin', 'python')):
-            run([base_python(), '-m', 'venv', venv])
-        run([os.path.join(venv, 'bin', 'python'), '-m', 'pip', 'install',
-             '--disable-pip-version-check', '-q', '-U', 'pip'])
-        run(install_argv(venv, constraints))
-    with open(os.path.join(venv, MARKER), 'w') as f:
-        f.write(fingerprint(constraints) + '\n')
+    python = os.path.join(venv, 'bin', 'python')
+    if not os.path.exists(python):
+        rt.run_logged([base_python(), '-m', 'venv', venv], 'making the venv',
+                      log_path)
+    rt.run_logged([python, '-m', 'pip', 'install',
+                   '--disable-pip-version-check', '-q', '-U', 'pip'],
+                  'updating pip in the venv', log_path)
+    rt.run_logged(install_argv(venv, constraints),
+                  'installing the OpenStack services', log_path, timeout=1800)
+    rt.write_file(os.path.join(venv, MARKER), fingerprint(constraints) + '\n')
     return time.monotonic() - started
 
 

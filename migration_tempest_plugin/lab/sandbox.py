@@ -9,7 +9,6 @@ recorded by the lab's supervisor, so that they are ended by PID.
 import contextlib
 import json
 import os
-import subprocess
 
 from migration_tempest_plugin.lab import storage as storagelib
 from migration_tempest_plugin import runtime as rt
@@ -46,30 +45,17 @@ class Sandbox:
         return ['nsenter', '--net=' + self.netns_file,
                 '--mount=' + self.mntns_file, '--'] + [str(a) for a in argv]
 
-    def run(self, argv, check=True, timeout=600, input=None, **kwargs):
+    def run(self, argv, check=True, timeout=600, input=None, env=None):
         """Run a command inside the sandbox; returns a CompletedProcess with
         text stdout/stderr; raises LabCommandError if check and it fails."""
         if not self.namespaces_exist():
             raise rt.LabError('%s: the lab is not up (no namespaces)'
                               % self.name)
-        full = self.argv(argv)
-        env = kwargs.pop('env', None)
         run_env = self.lab.env()
-        if env:
-            run_env.update(env)
-        try:
-            res = subprocess.run(
-                full, capture_output=True, text=True, timeout=timeout,
-                input=input, env=run_env, cwd='/',
-                stdin=None if input is not None else subprocess.DEVNULL,
-                **kwargs)
-        except subprocess.TimeoutExpired as exc:
-            raise rt.LabError('%s: `%s` timed out after %ss' % (
-                self.name, ' '.join(map(str, argv)), timeout)) from exc
-        if check and res.returncode:
-            raise rt.LabCommandError(argv, res.returncode, res.stdout,
-                                     res.stderr, where=self.name)
-        return res
+        run_env.update(env or {})
+        return rt.host_run(self.argv(argv), check=check, timeout=timeout,
+                           input=input, where=self.name, env=run_env,
+                           shown=argv)
 
     def spawn(self, key, argv, log):
         """Start a long-lived command in the sandbox, in the foreground of

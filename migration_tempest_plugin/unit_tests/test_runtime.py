@@ -147,3 +147,22 @@ class TestFiles(testtools.TestCase):
         path = os.path.join(self.useFixture(fixtures.TempDir()).path, 'x')
         runtime.write_file(path, 'secret', 0o600)
         self.assertEqual(0o600, os.stat(path).st_mode & 0o777)
+
+
+class TestCommands(testtools.TestCase):
+
+    def test_failure_names_the_command_as_the_caller_knows_it(self):
+        exc = self.assertRaises(
+            runtime.LabCommandError, runtime.host_run,
+            ['sh', '-c', 'echo broken >&2; exit 3'], where='lab-n1',
+            shown=['virsh', 'list'])
+        self.assertIn('lab-n1', str(exc))
+        self.assertIn('virsh list', str(exc))
+        self.assertIn('broken', str(exc))
+        self.assertEqual(3, runtime.host_run(['sh', '-c', 'exit 3'],
+                                             check=False).returncode)
+
+    def test_timeout_is_a_lab_error(self):
+        exc = self.assertRaises(runtime.LabError, runtime.host_run,
+                                ['sleep', '5'], timeout=0.2)
+        self.assertIn('timed out', str(exc))
