@@ -15,6 +15,7 @@ import subprocess
 import time
 
 import psutil
+from tempest.lib.common.utils import test_utils
 
 from migration_tempest_plugin import errors
 
@@ -169,11 +170,11 @@ def terminate(pairs, timeout=15.0):
                 proc = psutil.Process(pid)
                 if proc.create_time() == start:  # still ours
                     getattr(proc, signal_them)()
-        deadline = time.monotonic() + wait
-        while left and time.monotonic() < deadline:
-            time.sleep(0.05)
-            left = [(p, s) for p, s in left if pid_alive(p, s)]
-        if not left:
+
+        def all_gone():
+            left[:] = [(p, s) for p, s in left if pid_alive(p, s)]
+            return not left
+        if test_utils.call_until_true(all_gone, wait, 0.05):
             return []
     return [p for p, _s in left]
 
@@ -509,13 +510,12 @@ def update_json(path, mode=0o644, **changes):
 
 
 def wait_for(what, predicate, timeout, proc_check=None, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while True:
+    """Wait until `predicate()` is true; `proc_check()` runs before each try
+    and raises when waiting is pointless (the process died)."""
+    def ready():
         if proc_check is not None:
             proc_check()
-        if predicate():
-            return
-        if time.monotonic() > deadline:
-            raise LabError('timed out after %ss waiting for %s'
-                           % (timeout, what))
-        time.sleep(interval)
+        return predicate()
+    if not test_utils.call_until_true(ready, timeout, interval):
+        raise LabError('timed out after %ss waiting for %s'
+                       % (timeout, what))

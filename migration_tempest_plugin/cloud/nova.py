@@ -8,6 +8,8 @@ import os
 import shutil
 import time
 
+from tempest.lib.common.utils import test_utils
+
 from migration_tempest_plugin.cloud import base
 from migration_tempest_plugin.cloud import config as cfg
 from migration_tempest_plugin import runtime as rt
@@ -202,30 +204,27 @@ def wait_computes(cloud, s, hostnames, timeout=240):
     nm = [cloud.bin('nova-manage'), '--config-file',
           os.path.join(s.etc('nova'), 'nova.conf')]
     hosts = [c.name for c in s.computes]
-    while True:
-        for compute, _node in cloud.compute_nodes():
-            if not cloud.sup.pid(compute_key(compute)):
-                raise cloud.sup.failure(compute_key(compute),
-                                        'exited')
+    listing = {}
+
+    def all_up():
+        for key in [compute_key(c) for c, _n in cloud.compute_nodes()] + \
+                list(CONTROL):
+            if not cloud.sup.pid(key):
+                raise cloud.sup.failure(key, 'exited')
         cloud.run(nm + ['cell_v2', 'discover_hosts'],
                   'nova-manage cell_v2 discover_hosts')
-        left = max(5, int(deadline - time.monotonic()))
-        for name in CONTROL:
-            if not cloud.sup.pid(name):
-                raise cloud.sup.failure(name, 'exited')
-        listing = cloud.bootstrap('computes', {
+        listing.update(cloud.bootstrap('computes', {
             'hosts': hosts, 'hypervisors': sorted(hostnames.values()),
             'control': list(CONTROL),
-            'timeout': min(20, left)})
-        if not listing.get('missing'):
-            return listing
-        if time.monotonic() > deadline:
-            key = 'nova-compute-' + listing['missing'][0]
-            if key in cloud.sup.names():
-                raise cloud.sup.failure(key, 'is not up in nova after %ds'
-                                        % timeout)
-            raise base.CloudError('computes not up in nova after %ds: %s' % (
-                timeout, ', '.join(listing['missing'])))
+            'timeout': min(20, max(5, int(deadline - time.monotonic())))}))
+        return not listing.get('missing')
+    if test_utils.call_until_true(all_up, timeout, 0):
+        return listing
+    key = 'nova-compute-' + listing['missing'][0]
+    if key in cloud.sup.names():
+        raise cloud.sup.failure(key, 'is not up in nova after %ds' % timeout)
+    raise base.CloudError('computes not up in nova after %ds: %s' % (
+        timeout, ', '.join(listing['missing'])))
 
 
 def restart_compute(cloud, name, timeout=180):
@@ -241,20 +240,22 @@ def restart_compute(cloud, name, timeout=180):
     since = base.now_utc()
     time.sleep(1)
     start_compute(cloud, s, compute, node, restart=True)
-    deadline = time.monotonic() + timeout
-    while True:
-        listing = cloud.bootstrap('status', {})
-        for svc in listing['services']:
-            if (svc['binary'] == 'nova-compute' and svc['host'] == name
-                    and svc['state'] == 'up' and svc['updated_at']
-                    and svc['updated_at'][:19] > since[:19]):
-                return listing
-        if not cloud.sup.pid(compute_key(compute)):
-            raise cloud.sup.failure(compute_key(compute), 'exited')
-        if time.monotonic() > deadline:
-            raise cloud.sup.failure(compute_key(compute),
-                                    'did not report within %ds' % timeout)
-        time.sleep(2)
+    key = compute_key(compute)
+    listing = {}
+
+    def reported():
+        listing.update(cloud.bootstrap('status', {}))
+        if any(svc['binary'] == 'nova-compute' and svc['host'] == name
+               and svc['state'] == 'up' and svc['updated_at']
+               and svc['updated_at'][:19] > since[:19]
+               for svc in listing['services']):
+            return True
+        if not cloud.sup.pid(key):
+            raise cloud.sup.failure(key, 'exited')
+        return False
+    if not test_utils.call_until_true(reported, timeout, 2):
+        raise cloud.sup.failure(key, 'did not report within %ds' % timeout)
+    return listing
 
 
 def clean_nodes(cloud):

@@ -8,6 +8,8 @@ import os
 import threading
 import time
 
+from tempest.lib.common.utils import test_utils
+
 from migration_tempest_plugin import errors
 from migration_tempest_plugin import flags
 from migration_tempest_plugin.integrity import checker
@@ -412,15 +414,14 @@ class CaseRunner(object):
         return historylib.ack_count(inst.console_text())
 
     def _wait_acks(self, inst, count, timeout, what):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def written():
             text = inst.console_text()
             fatal = historylib.fatal_line(text)
             if fatal:
                 raise CaseError('guest workload failed: %s' % fatal)
-            if historylib.ack_count(text) >= count:
-                return
-            time.sleep(0.1)
+            return historylib.ack_count(text) >= count
+        if test_utils.call_until_true(written, timeout, 0.1):
+            return
         raise CaseError('guest wrote %d of %d acknowledged blocks within '
                         '%ds (%s)' % (self._ack_count(inst), count, timeout,
                                       what))

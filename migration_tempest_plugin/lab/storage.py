@@ -27,8 +27,9 @@
 
 import contextlib
 import os
-import time
 from xml.etree import ElementTree
+
+from tempest.lib.common.utils import test_utils
 
 from migration_tempest_plugin import errors
 from migration_tempest_plugin import flags
@@ -385,12 +386,10 @@ class Storage:
                 problems.append('host GlusterFS client still alive')
             lab.procs.forget(GLUSTER_HOST_KEY)
         # Give the node clients a moment to notice their unmount.
-        deadline = time.monotonic() + 5
         keys = [k for k in lab.procs.names()
                 if k.startswith(('glusterfs-', 'bindfs-'))]
-        while keys and time.monotonic() < deadline:
-            keys = [k for k in keys if lab.procs.pid(k)]
-            time.sleep(0.1)
+        test_utils.call_until_true(
+            lambda: not any(lab.procs.pid(k) for k in keys), 5, 0.1)
 
     # status ------------------------------------------------------------------
 
