@@ -1,6 +1,7 @@
 """migration-lab: the flag model on the command line, and the embedded lab."""
 
 import argparse
+import logging
 import sys
 
 from migration_tempest_plugin.cloud import cli as cloud_cli
@@ -90,6 +91,9 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser():
     parser = _Parser(prog='migration-lab', description=__doc__)
+    parser.add_argument('-v', '--verbose', action='store_true',
+                        help='diagnostics on stderr: every command, process '
+                             'and wait (progress lines are always shown)')
     sub = parser.add_subparsers(dest='command', required=True,
                                 parser_class=_Parser)
     _add_flag_commands(sub)
@@ -101,10 +105,21 @@ def build_parser():
     return parser
 
 
+def setup_logging(verbose):
+    """Warnings always reach stderr; with --verbose, the debug trail too.
+    Progress lines are printed, not logged, so that they read the same."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format=('%(asctime)s %(name)s: %(message)s' if verbose
+                else 'migration-lab: %(levelname)s: %(message)s'))
+
+
 def main(argv=None):
     parser = build_parser()
     try:
         args = lab_commands.finish_args(parser.parse_args(argv))
+        setup_logging(args.verbose)
         return args.func(args) or 0
     except UsageError as exc:
         print('migration-lab: error: %s' % exc, file=sys.stderr)

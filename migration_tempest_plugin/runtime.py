@@ -9,6 +9,7 @@ import contextlib
 import ctypes
 import errno
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -18,6 +19,8 @@ import psutil
 from tempest.lib.common.utils import test_utils
 
 from migration_tempest_plugin import errors
+
+LOG = logging.getLogger(__name__)
 
 _SBIN_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
@@ -169,6 +172,7 @@ def terminate(pairs, timeout=15.0):
             with contextlib.suppress(psutil.Error):
                 proc = psutil.Process(pid)
                 if proc.create_time() == start:  # still ours
+                    LOG.debug('%s pid %d', signal_them, pid)
                     getattr(proc, signal_them)()
 
         def all_gone():
@@ -308,10 +312,10 @@ class Supervisor:
                 raise ServiceError('%s: cannot start %s: %s' % (
                     name, argv[0], exc)) from exc
         start = proc_start(proc.pid)
-        with open(self._file(name) + '.tmp', 'w') as f:
-            json.dump({'pid': proc.pid, 'start': start, 'argv': argv,
-                       'log': log}, f)
-        os.replace(self._file(name) + '.tmp', self._file(name))
+        write_file(self._file(name), json.dumps(
+            {'pid': proc.pid, 'start': start, 'argv': argv, 'log': log}))
+        LOG.debug('started %s, pid %d: %s (log %s)', name, proc.pid,
+                  ' '.join(argv), log)
         return proc.pid
 
     def stop(self, name, timeout=20.0):
@@ -322,7 +326,11 @@ class Supervisor:
         members = session_members(rec['pid'], rec['start'])
         left = terminate(entries(members), timeout=timeout)
         reap(rec['pid'])
-        if not left:
+        if left:
+            LOG.warning('%s: pids %s outlived TERM and KILL', name, left)
+        else:
+            LOG.debug('stopped %s (session of pid %d: %d processes)', name,
+                      rec['pid'], len(members))
             self.forget(name)
         return not left
 
@@ -377,6 +385,7 @@ def host_run(argv, check=True, timeout=120, input=None, where='host',
     failure when `check`.  Errors name `where` and `shown` (the command as
     the caller knows it, when `argv` wraps it)."""
     shown = [str(a) for a in (shown or argv)]
+    started = time.monotonic()
     try:
         res = subprocess.run(argv, capture_output=True, text=True,
                              timeout=timeout, input=input,
@@ -388,6 +397,8 @@ def host_run(argv, check=True, timeout=120, input=None, where='host',
             where, ' '.join(shown), timeout)) from exc
     except FileNotFoundError as exc:
         raise LabError('%s: `%s` not found' % (where, argv[0])) from exc
+    LOG.debug('%s: %s -> exit %d in %.2fs', where, ' '.join(shown),
+              res.returncode, time.monotonic() - started)
     if check and res.returncode:
         raise LabCommandError(shown, res.returncode, res.stdout, res.stderr,
                               where)
@@ -516,6 +527,8 @@ def wait_for(what, predicate, timeout, proc_check=None, interval=0.2):
         if proc_check is not None:
             proc_check()
         return predicate()
+    started = time.monotonic()
     if not test_utils.call_until_true(ready, timeout, interval):
         raise LabError('timed out after %ss waiting for %s'
                        % (timeout, what))
+    LOG.debug('%s after %.1fs', what, time.monotonic() - started)

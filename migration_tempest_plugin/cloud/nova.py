@@ -3,7 +3,7 @@ conductor, scheduler) on the lab's address, and one nova-compute inside
 each lab node, with their configuration and database schemas."""
 
 import collections
-import contextlib
+import logging
 import os
 import shutil
 import time
@@ -13,6 +13,8 @@ from tempest.lib.common.utils import test_utils
 from migration_tempest_plugin.cloud import base
 from migration_tempest_plugin.cloud import config as cfg
 from migration_tempest_plugin import runtime as rt
+
+LOG = logging.getLogger(__name__)
 
 CONTROL = ('nova-conductor', 'nova-scheduler')
 # (config folder, file under the venv's etc/) copied as they are.
@@ -272,9 +274,10 @@ def clean_nodes(cloud):
                           dom], check=False)
                 node.run(['virsh', '-c', 'qemu:///system', 'undefine',
                           '--nvram', dom], check=False)
-        with contextlib.suppress(Exception):
-            shutil.rmtree(node.host_path(cloud.storage,
-                                         cfg.INSTANCES_DIR),
-                          ignore_errors=True)
-        with contextlib.suppress(Exception):
+        shutil.rmtree(node.host_path(cloud.storage, cfg.INSTANCES_DIR),
+                      ignore_errors=True)
+        try:
             node.run(['umount', '/etc/hosts'], check=False)
+        except rt.LabError as exc:
+            LOG.warning('%s: /etc/hosts stays mounted: %s', compute.name,
+                        exc)

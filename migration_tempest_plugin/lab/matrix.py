@@ -4,6 +4,7 @@ let the oracle judge.
 """
 
 import dataclasses
+import logging
 import os
 import threading
 import time
@@ -15,6 +16,8 @@ from migration_tempest_plugin import flags
 from migration_tempest_plugin.integrity import checker
 from migration_tempest_plugin.integrity import history as historylib
 from migration_tempest_plugin.lab import instance as instancelib
+
+LOG = logging.getLogger(__name__)
 
 NOVA_OPTIONS = {
     'tunnelled': flags.NovaOptions(live_migration_tunnelled=True),
@@ -391,8 +394,8 @@ class CaseRunner(object):
             self.settings.migration_timeout_s
         try:
             dom.abortJob()
-        except self.libvirt.libvirtError:
-            pass
+        except self.libvirt.libvirtError as exc:
+            LOG.debug('abortJob: %s (the job may have ended)', exc)
 
     def _read_stats(self, dst_conn, inst, outcome):
         try:
@@ -437,5 +440,6 @@ class CaseRunner(object):
                     dom.destroy()
                 if dom.isPersistent():
                     dom.undefine()
-            except self.libvirt.libvirtError:
-                pass
+            except self.libvirt.libvirtError as exc:
+                LOG.warning('%s: cannot remove %s: %s', conn.getURI(),
+                            inst.name, exc)
