@@ -15,7 +15,7 @@ COPIED = (('glance', 'glance/glance-api-paste.ini'),
           ('neutron', 'neutron/api-paste.ini'))
 
 
-def configs(s):
+def configure(s):
     """(config folder, file name, text) of every file the APIs read."""
     out = [('keystone', 'keystone.conf', keystone_conf(s)),
            ('placement', 'placement.conf', placement_conf(s)),
@@ -32,7 +32,7 @@ def _conf(s, service, name):
     return ['--config-file', os.path.join(s.etc(service), name)]
 
 
-def sync(cloud, s, api):
+def init(cloud, s, api):
     """One API's database schema (keystone: and its bootstrap)."""
     if api == 'keystone':
         km = [cloud.bin('keystone-manage')] + _conf(s, 'keystone',
@@ -222,3 +222,7 @@ def wait(cloud, s, api, timeout=180):
     url = root(s, api)
     cloud.sup.wait(api, 'answered at ' + url,
                    lambda: base.http_answers(url), timeout)
+
+
+def stop(cloud):
+    return cloud.stop_services(list(cfg.APIS))

@@ -1,5 +1,12 @@
 """The lab cloud: bring it up, take it down, say how it is.
 
+Each service is a module with devstack's verbs, as far as it needs them:
+``venv.install``; ``mariadb.install/start/wait/init/stop``;
+``rabbitmq.configure/start/wait/stop``; ``apis.configure/init/start/wait/
+stop``; ``nova.configure/init/start_control/start_compute/wait_computes/
+stop_control/stop_computes/cleanup``.  ``Cloud`` only sequences them (and
+starts what it can in parallel, then waits).
+
 Layout under the lab's state folder (default /var/tmp/migration-lab)::
 
     cloud/venv/          the services (kept by `down`; reinstalled only when
@@ -39,7 +46,6 @@ from migration_tempest_plugin import runtime as rt
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 SBIN = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
-INFRA = ('mariadb', 'epmd', 'rabbitmq')
 # What `down` keeps under <state>/cloud.
 KEEP = ('venv',)
 
@@ -171,7 +177,7 @@ class Cloud:
                 put(service, name or os.path.basename(src), f.read())
 
         for service in (apis, nova):
-            for folder, name, text in service.configs(s):
+            for folder, name, text in service.configure(s):
                 put(folder, name, text)
             for folder, src in service.COPIED:
                 copy(folder, src)
@@ -182,8 +188,8 @@ class Cloud:
 
     def sync_databases(self, s):
         """Every schema, in parallel (separate databases)."""
-        jobs = [lambda api=api: apis.sync(self, s, api)
-                for api in apis.WITH_DATABASE] + [lambda: nova.sync(self, s)]
+        jobs = [lambda api=api: apis.init(self, s, api)
+                for api in apis.WITH_DATABASE] + [lambda: nova.init(self, s)]
         with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
             for future in [pool.submit(job) for job in jobs]:
                 future.result()
@@ -223,8 +229,8 @@ class Cloud:
         def venv_job():
             t = time.monotonic()
             try:
-                venvlib.ensure(self.venv, self.sup.log('venv'),
-                               say=self.say)
+                venvlib.install(self.venv, self.sup.log('venv'),
+                                say=self.say)
             except Exception as exc:  # reported by the main thread
                 venv_box['error'] = exc
             venv_box['seconds'] = round(time.monotonic() - t, 1)
@@ -244,12 +250,15 @@ class Cloud:
 
         t = time.monotonic()
         self.say('cloud: MariaDB and RabbitMQ')
+        mariadb.install(self, s)
         mariadb.start(self, s)
+        rabbitmq.configure(self, s)
         rabbitmq.start(self, s)
         self.say('cloud: the lab guest (kernel, initramfs, disk)')
         guest, disk = self.guest_files()
         hostnames = nova.node_hostnames(self)
         mariadb.wait(self, s)
+        mariadb.init(self, s)
         mark('mariadb', t)
 
         venv_thread.join()
@@ -329,25 +338,28 @@ class Cloud:
 
     # -- down -----------------------------------------------------------------
 
+    def stop_services(self, names):
+        """Stop `names` in parallel; return those that would not stop."""
+        names = [n for n in names if n in self.sup.names()]
+        if not names:
+            return []
+        with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
+            return [name for name, ok in zip(names, pool.map(self.sup.stop,
+                                                             names))
+                    if not ok]
+
     def stop_all(self):
-        """Stop every process of the cloud: the computes, then the control
-        services and APIs, then RabbitMQ, epmd and MariaDB, each tier in
-        parallel; return the names of those that would not stop."""
-        names = self.sup.names()
-        computes = [n for n in names if n.startswith('nova-compute-')]
-        middle = [n for n in list(nova.CONTROL) + list(cfg.APIS) if n in names]
-        infra = [n for n in INFRA if n in names]
-        rest = [n for n in names if n not in computes + middle + infra]
-        left = []
-        for tier in (computes, middle + rest, ['rabbitmq', 'epmd'],
-                     ['mariadb']):
-            tier = [n for n in tier if n in names]
-            with concurrent.futures.ThreadPoolExecutor(
-                    max(1, len(tier))) as pool:
-                for name, ok in zip(tier, pool.map(self.sup.stop, tier)):
-                    if not ok:
-                        left.append(name)
-        return left
+        """Stop every process of the cloud, tier by tier in the reverse of
+        their start: the computes, then the control services and APIs,
+        then RabbitMQ and MariaDB; return the names that would not stop."""
+        left = nova.stop_computes(self)
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            for future in [pool.submit(nova.stop_control, self),
+                           pool.submit(apis.stop, self)]:
+                left += future.result()
+        left += rabbitmq.stop(self) + mariadb.stop(self)
+        # Whatever an older version started under another name.
+        return left + self.stop_services(self.sup.names())
 
     def down(self, keep_lab=False):
         started = time.monotonic()
@@ -356,7 +368,7 @@ class Cloud:
             raise base.CloudError('cloud down: these would not stop: %s'
                                   % ', '.join(left))
         if keep_lab:
-            nova.clean_nodes(self)
+            nova.cleanup(self)
         if os.path.isdir(self.dir):
             for entry in os.listdir(self.dir):
                 if entry in KEEP:
@@ -389,8 +401,9 @@ class Cloud:
                'services': {}, 'up': True}
         out['lab_up'] = bool(self.lab().status().get('up'))
         local = base.address_is_local(s.host)
-        expected = list(INFRA) + list(cfg.APIS) + list(nova.CONTROL) + [
-            nova.compute_key(c) for c in s.computes]
+        expected = (list(mariadb.SERVICES + rabbitmq.SERVICES)
+                    + list(cfg.APIS) + list(nova.CONTROL)
+                    + [nova.compute_key(c) for c in s.computes])
         for name in expected + [n for n in self.sup.names()
                                 if n not in expected]:
             pids = self.sup.members(name)

@@ -49,25 +49,41 @@ def setup_sql(s):
     return '\n'.join(stmts) + '\n'
 
 
-def start(cloud, s):
+SERVICES = ('mariadb',)
+
+
+def install(cloud, s):
+    """The data folder, made once (an empty one forgets every schema)."""
     data = cloud.path('mysql', 'data')
     if not os.path.isdir(os.path.join(data, 'mysql')):
         cloud.save_meta(synced=None)
         os.makedirs(data, exist_ok=True)
         cloud.run(install_argv(s), 'mariadb-install-db')
+
+
+def start(cloud, s):
     cloud.sup.start('mariadb', argv(s))
 
 
-def wait(cloud, s):
-    client = ['mariadb', '--no-defaults', '--socket=' + s.mysql_socket,
-              '-uroot']
+def _client(s):
+    return ['mariadb', '--no-defaults', '--socket=' + s.mysql_socket,
+            '-uroot']
 
+
+def wait(cloud, s):
     def ready():
         try:
-            return rt.host_run(client + ['-e', 'SELECT 1'], check=False,
+            return rt.host_run(_client(s) + ['-e', 'SELECT 1'], check=False,
                                env=cloud.env(), timeout=10).returncode == 0
         except rt.LabError:     # a timeout: not ready yet
             return False
     cloud.sup.wait('mariadb', 'answered on %s' % s.mysql_socket, ready, 60)
-    cloud.run(client, 'creating the databases',
-              input=setup_sql(s))
+
+
+def init(cloud, s):
+    """The services' databases and their user."""
+    cloud.run(_client(s), 'creating the databases', input=setup_sql(s))
+
+
+def stop(cloud):
+    return cloud.stop_services(SERVICES)

@@ -17,22 +17,23 @@ from migration_tempest_plugin import runtime as rt
 LOG = logging.getLogger(__name__)
 
 CONTROL = ('nova-conductor', 'nova-scheduler')
+COMPUTE_PREFIX = 'nova-compute-'
 # (config folder, file under the venv's etc/) copied as they are.
 COPIED = (('nova', 'nova/api-paste.ini'), ('nova', 'nova/rootwrap.conf'))
 
 
-def configs(s):
+def configure(s):
     """(config folder, file name, text) of every nova.conf.  A compute's
     nova.conf is rendered once per `up`; the tests may change it between
     (restart-compute keeps their change)."""
     out = [('nova', 'nova.conf', nova_conf(s))]
     for compute in s.computes:
-        out.append(('nova-compute-' + compute.name, 'nova.conf',
+        out.append((COMPUTE_PREFIX + compute.name, 'nova.conf',
                     nova_compute_conf(s, compute)))
     return out
 
 
-def sync(cloud, s):
+def init(cloud, s):
     """nova's API and cell databases, and the cells."""
     nm = [cloud.bin('nova-manage'), '--config-file',
           os.path.join(s.etc('nova'), 'nova.conf')]
@@ -148,7 +149,16 @@ def start_control(cloud, s, restart=False):
 
 
 def compute_key(compute):
-    return 'nova-compute-' + compute.name
+    return COMPUTE_PREFIX + compute.name
+
+
+def stop_computes(cloud):
+    return cloud.stop_services([n for n in cloud.sup.names()
+                                if n.startswith(COMPUTE_PREFIX)])
+
+
+def stop_control(cloud):
+    return cloud.stop_services(CONTROL)
 
 
 def start_compute(cloud, s, compute, node, restart=False):
@@ -222,7 +232,7 @@ def wait_computes(cloud, s, hostnames, timeout=240):
         return not listing.get('missing')
     if test_utils.call_until_true(all_up, timeout, 0):
         return listing
-    key = 'nova-compute-' + listing['missing'][0]
+    key = COMPUTE_PREFIX + listing['missing'][0]
     if key in cloud.sup.names():
         raise cloud.sup.failure(key, 'is not up in nova after %ds' % timeout)
     raise base.CloudError('computes not up in nova after %ds: %s' % (
@@ -260,7 +270,7 @@ def restart_compute(cloud, name, timeout=180):
     return listing
 
 
-def clean_nodes(cloud):
+def cleanup(cloud):
     """With the lab kept: remove nova's guests and instance files."""
     lab = cloud.lab()
     if not lab.status().get('up'):

@@ -60,7 +60,10 @@ def epmd_argv():
     return ['epmd', '-address', '127.0.0.1', '-port', str(cfg.EPMD_PORT)]
 
 
-def start(cloud, s):
+SERVICES = ('rabbitmq', 'epmd')
+
+
+def configure(cloud, s):
     d = cloud.path('rabbitmq')
     for sub in ('mnesia', 'log'):
         os.makedirs(os.path.join(d, sub), exist_ok=True)
@@ -68,6 +71,9 @@ def start(cloud, s):
     rt.write_file(os.path.join(d, 'rabbitmq-env.conf'), '')
     rt.write_file(os.path.join(d, 'enabled_plugins'), '[].\n')
     rt.write_file(os.path.join(d, 'advanced.config'), '[].\n')
+
+
+def start(cloud, s):
     cloud.sup.start('epmd', epmd_argv())
     cloud.sup.wait('epmd', 'listened', lambda: base.tcp_answers(
         '127.0.0.1', cfg.EPMD_PORT), 20, interval=0.2)
@@ -79,3 +85,8 @@ def wait(cloud, s):
     cloud.sup.wait('rabbitmq', 'listened on %s:%d' % (s.host,
                                                       cfg.RABBIT_PORT),
                    lambda: base.tcp_answers(s.host, cfg.RABBIT_PORT), 120)
+
+
+def stop(cloud):
+    """RabbitMQ before the epmd it registered with."""
+    return cloud.stop_services(['rabbitmq']) + cloud.stop_services(['epmd'])

@@ -51,7 +51,7 @@ def is_ready(venv, constraints=CONSTRAINTS):
         return False
 
 
-def ensure(venv, log_path, constraints=CONSTRAINTS, say=print):
+def install(venv, log_path, constraints=CONSTRAINTS, say=print):
     """Create or update the venv; return the seconds it took (0 when it
     was ready).  Output goes to `log_path`."""
     if is_ready(venv, constraints):
