@@ -1,4 +1,4 @@
-"""migration-lab up | down | status | matrix | run | bench.
+"""migration-lab up | down | status | matrix | run | bench | soak.
 
 Imports of the lab's heavy parts happen inside the commands, so that
 `migration-lab flags` works without libvirt-python.
@@ -94,18 +94,24 @@ def _cases(args):
     return matrix.all_cases(storages, args.only) * args.repeat
 
 
-def run_cases(args, lab, cases):
-    """Run `cases` on a lab that is up; return the results."""
+def make_runner(args, lab):
+    """A CaseRunner on a lab that is up, with the guest built."""
     from migration_tempest_plugin.integrity import guest as guestlib
     from migration_tempest_plugin.lab import matrix
-    from migration_tempest_plugin.lab import report
 
     work_dir = os.path.join(args.state_dir, 'matrix')
     os.makedirs(work_dir, exist_ok=True)
     say('lab: building the guest')
     guest = guestlib.build_guest(os.path.join(args.state_dir, 'guest'))
-    runner = matrix.CaseRunner(lab, guest, _layout(args), work_dir,
-                               _settings(args), progress=say)
+    return matrix.CaseRunner(lab, guest, _layout(args), work_dir,
+                             _settings(args), progress=say)
+
+
+def run_cases(args, lab, cases):
+    """Run `cases` on a lab that is up; return the results."""
+    from migration_tempest_plugin.lab import report
+
+    runner = make_runner(args, lab)
 
     def run_one(case):
         try:
@@ -275,6 +281,30 @@ def cmd_bench(args):
     return _with_lab(args, body)
 
 
+def cmd_soak(args):
+    """Up, one guest per storage mode migrated back and forth, down."""
+    from migration_tempest_plugin.lab import soak
+
+    storages = args.storage or list(soak.SOAK_STORAGES)
+
+    def body(lab):
+        runner = make_runner(args, lab)
+        runner.prepare(storages)
+        say('soak: %d rounds on %s, side by side' % (
+            args.rounds, ', '.join(storages)))
+        with futures.ThreadPoolExecutor(len(storages)) as pool:
+            results = list(pool.map(
+                lambda storage: soak.Soak(runner, storage, args.rounds,
+                                          progress=say).run(), storages))
+        say('')
+        for result in results:
+            say(result.summary())
+            for path in result.evidence:
+                say('  evidence: %s' % path)
+        return 0 if all(r.verdict == 'INTACT' for r in results) else 1
+    return _with_lab(args, body)
+
+
 # -- argument parsing ---------------------------------------------------------
 
 def _common(p, matrix=True):
@@ -293,17 +323,21 @@ def _common(p, matrix=True):
     p.add_argument('--repeat', type=int, default=None,
                    help='run each case this many times (default 1; 5 with '
                         '--controls)')
+    p.add_argument('--jobs', type=int, default=2,
+                   help='cases run at the same time (default %(default)s)')
+    _guest_and_migration(p)
+    p.add_argument('--json', metavar='PATH', help='write results as JSON')
+    p.add_argument('--html', metavar='PATH', help='write an HTML report')
+
+
+def _guest_and_migration(p):
     p.add_argument('--bandwidth', type=int, default=32, metavar='MIB_S',
                    help='migration bandwidth, disk mirror included '
                         '(default %(default)s MiB/s; 0 = unlimited)')
-    p.add_argument('--jobs', type=int, default=2,
-                   help='cases run at the same time (default %(default)s)')
     p.add_argument('--timeout', type=float, default=90,
                    help='seconds before a migration is aborted')
     p.add_argument('--work-blocks', type=int, default=8192)
     p.add_argument('--static-blocks', type=int, default=8191)
-    p.add_argument('--json', metavar='PATH', help='write results as JSON')
-    p.add_argument('--html', metavar='PATH', help='write an HTML report')
 
 
 def add_commands(sub):
@@ -330,12 +364,22 @@ def add_commands(sub):
     p.add_argument('--checker-only', action='store_true',
                    help='only the checker-versus-sha256 figure; no lab')
     p.set_defaults(func=cmd_bench)
+    p = sub.add_parser('soak', help='one writing guest migrated back and '
+                                    'forth, checked after every round')
+    _common(p, matrix=False)
+    _guest_and_migration(p)
+    p.add_argument('--storage', action='append', choices=('local', 'shared'),
+                   help='storage modes to soak, side by side (repeatable; '
+                        'default both)')
+    p.add_argument('--rounds', type=int, default=100,
+                   help='migrations per storage mode (default %(default)s)')
+    p.set_defaults(func=cmd_soak)
 
 
 def finish_args(args):
     if getattr(args, 'repeat', 1) is None:
         args.repeat = 5 if args.controls else 1
-    for name in ('repeat', 'jobs'):
+    for name in ('repeat', 'jobs', 'rounds'):
         if getattr(args, name, 1) < 1:
             raise LabError('--%s must be at least 1' % name)
     return args

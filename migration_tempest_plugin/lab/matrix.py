@@ -320,13 +320,16 @@ class CaseRunner(object):
 
     # -- the nemesis ------------------------------------------------------
 
-    def _migrate(self, case, inst, dom, dst_conn):
+    def _migrate(self, case, inst, dom, dst_conn, dst=None):
+        """Migrate `dom` to `dst` (the second node unless told); return the
+        outcome: migrated, error, seconds, post_copy, bytes, downtime."""
         lv = self.libvirt
+        dst = dst or self.dst
         value = case.flags
         copies = flags.has(value, 'NON_SHARED_DISK') or flags.has(
             value, 'NON_SHARED_INC')
         if copies and case.storage == 'local':
-            inst.create_disk(self.dst)   # nova pre-creates it, too
+            inst.create_disk(dst)   # nova pre-creates it, too
         params = {}
         # The cap slows the disk copy so that guest writes overlap it; RAM
         # shares the cap, so cases that copy no disk run uncapped.
@@ -334,7 +337,7 @@ class CaseRunner(object):
             params[lv.VIR_MIGRATE_PARAM_BANDWIDTH] = \
                 self.settings.bandwidth_mib
         if not flags.has(value, 'TUNNELLED'):
-            params[lv.VIR_MIGRATE_PARAM_URI] = 'tcp://%s' % self.dst.address
+            params[lv.VIR_MIGRATE_PARAM_URI] = 'tcp://%s' % dst.address
             if copies:
                 params[lv.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = ['vda']
         if flags.has(value, 'PARALLEL'):
@@ -352,7 +355,7 @@ class CaseRunner(object):
         watchdog.start()
         started = time.monotonic()
         try:
-            dom.migrateToURI3(self.dst.uri, params, value)
+            dom.migrateToURI3(dst.uri, params, value)
             outcome['migrated'] = True
         except lv.libvirtError as exc:
             outcome['error'] = outcome.get('timeout') or \

@@ -1,0 +1,159 @@
+"""The soak: one writing guest migrated back and forth, checked each round.
+
+A round moves the guest to the other node with nova's own flag set for the
+storage (block migration on ``local``, plain live migration on shared
+storage), lets it write there, pauses it, reads its disk back and lets the
+oracle judge every write acknowledged so far; then the guest resumes and
+the next round starts.  The first round that is not INTACT ends the soak
+and keeps its evidence (console and flattened disk) for a person to read.
+"""
+
+import dataclasses
+import os
+import time
+
+from migration_tempest_plugin import flags
+from migration_tempest_plugin.integrity import checker
+from migration_tempest_plugin.integrity import history as historylib
+from migration_tempest_plugin.lab import instance as instancelib
+from migration_tempest_plugin.lab import matrix
+
+# Storage modes where nova's own set is expected to move the guest: on
+# shared-nolock libvirt refuses nova's live set (it does not know bindfs
+# as shared), so there is nothing to soak there.
+SOAK_STORAGES = ('local', 'shared')
+
+
+@dataclasses.dataclass
+class SoakResult:
+    storage: str
+    rounds_wanted: int
+    rounds_clean: int = 0
+    verdict: str = 'INTACT'     # of the last round run
+    message: str = ''
+    acked_writes: int = 0
+    seconds: float = 0.0
+    migration_s: list = dataclasses.field(default_factory=list)
+    evidence: list = dataclasses.field(default_factory=list)
+
+    @property
+    def rounds_per_minute(self):
+        return 60.0 * self.rounds_clean / self.seconds if self.seconds else 0
+
+    def summary(self):
+        if self.verdict == 'INTACT':
+            head = '%d rounds clean' % self.rounds_clean
+        else:
+            head = '%s in round %d (after %d clean)' % (
+                self.verdict, self.rounds_clean + 1, self.rounds_clean)
+        mean = (sum(self.migration_s) / len(self.migration_s)
+                if self.migration_s else 0)
+        return ('soak %s: %s in %.0fs, %.1f rounds/min, %d acknowledged '
+                'writes, mean migration %.1fs%s' % (
+                    self.storage, head, self.seconds, self.rounds_per_minute,
+                    self.acked_writes, mean,
+                    '' if self.verdict == 'INTACT'
+                    else '; ' + self.message))
+
+
+def nova_flag_set(storage):
+    """nova 34's set for a guest on `storage` with default options."""
+    block = storage == 'local'
+    return matrix.FlagSet(
+        'nova-block' if block else 'nova-live',
+        flags.nova_flags(flags.NovaOptions(), block_migration=block))
+
+
+class Soak(object):
+    """Runs the soak for one storage mode on a CaseRunner's lab."""
+
+    def __init__(self, runner, storage, rounds, progress=print):
+        if storage not in SOAK_STORAGES:
+            raise matrix.CaseError(
+                'soak runs on %s, not %r: nova refuses to move a guest on '
+                'it' % (' or '.join(SOAK_STORAGES), storage))
+        self.runner = runner
+        self.storage = storage
+        self.rounds = rounds
+        self.progress = progress
+        self.case = matrix.Case(storage, nova_flag_set(storage))
+
+    def run(self):
+        r = self.runner
+        result = SoakResult(self.storage, self.rounds)
+        inst = instancelib.Instance(r.lab, self.storage, r.guest, r.layout,
+                                    console_dir=r.consoles)
+        nodes = list(r.lab.nodes)
+        conns = [r._connect(n) for n in nodes]
+        started = time.monotonic()
+        try:
+            inst.create_disk(nodes[0])
+            dom = conns[0].createXML(inst.domain_xml(), 0)
+            r._wait_acks(inst, r.settings.acks_before,
+                         r.settings.boot_timeout_s, 'boot')
+            here = 0
+            for n in range(self.rounds):
+                there = 1 - here
+                outcome = r._migrate(self.case, inst, dom, conns[there],
+                                     dst=nodes[there])
+                if not outcome['migrated']:
+                    raise matrix.CaseError('round %d: %s -> %s refused: %s'
+                                           % (n + 1, nodes[here].name,
+                                              nodes[there].name,
+                                              outcome['error']))
+                result.migration_s.append(round(outcome['seconds'], 2))
+                if self.storage == 'local':
+                    # nova removes the source's files after the move
+                    nodes[here].run(['rm', '-f', inst.disk])
+                here = there
+                dom = conns[here].lookupByUUIDString(inst.uuid)
+                report = self._check_round(inst, dom, nodes[here], result)
+                result.acked_writes = report.acked_writes
+                if report.verdict != 'INTACT':
+                    result.verdict, result.message = (report.verdict,
+                                                      report.message)
+                    break
+                result.rounds_clean += 1
+                self.progress('soak %s: round %d/%d %s -> %s INTACT, '
+                              'migration %.1fs, %d writes acknowledged' % (
+                                  self.storage, n + 1, self.rounds,
+                                  nodes[1 - here].name, nodes[here].name,
+                                  outcome['seconds'], report.acked_writes))
+        except matrix.CaseError as exc:
+            result.verdict, result.message = 'ERROR', str(exc)
+        finally:
+            result.seconds = time.monotonic() - started
+            r._destroy_everywhere(inst, conns)
+            inst.remove_files()
+            for conn in conns:
+                conn.close()
+        return result
+
+    def _check_round(self, inst, dom, node, result):
+        """Let the guest write where it now runs, pause it, judge every
+        acknowledged write, resume it.  A round that is not INTACT keeps
+        the disk and the console as they were, for a person to read."""
+        r = self.runner
+        r._wait_acks(inst, r._ack_count(inst) + r.settings.acks_after, 30,
+                     'writing after the migration')
+        dom.suspend()
+        try:
+            raw = os.path.join(r.work_dir, inst.name + '.raw')
+            inst.flatten(node if self.storage == 'local' else r.lab.nodes[0],
+                         raw)
+            console = inst.console_text()
+            with open(raw, 'rb') as f:
+                report = checker.check(historylib.parse(console), f.read())
+            if report.verdict == 'INTACT':
+                os.unlink(raw)
+                return report
+            folder = os.path.join(r.work_dir, 'soak-evidence', inst.name)
+            os.makedirs(folder, exist_ok=True)
+            result.evidence = [os.path.join(folder, 'disk.raw'),
+                               os.path.join(folder, 'console.log')]
+            os.replace(raw, result.evidence[0])
+            with open(result.evidence[1], 'w') as f:
+                f.write(console)
+            return report
+        finally:
+            dom.resume()
