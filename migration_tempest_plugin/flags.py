@@ -216,6 +216,9 @@ class Outcome(str, enum.Enum):
     REFUSED_BY_NOVA = 'REFUSED-BY-NOVA'
     REFUSED_BY_LIBVIRT = 'REFUSED-BY-LIBVIRT'
     DATA_AT_RISK = 'DATA-AT-RISK'          # the seed thread's case
+    # A fault stops the migration: the guest runs on at its source with its
+    # data, and nothing of it is left on the destination.
+    FAILED_SAFE = 'FAILED-SAFE'
 
 
 @dataclasses.dataclass(frozen=True)

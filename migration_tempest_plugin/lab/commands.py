@@ -87,11 +87,15 @@ def _settings(args):
 
 
 def _cases(args):
+    from migration_tempest_plugin.lab import faults
     from migration_tempest_plugin.lab import matrix
     if args.controls:
         return matrix.control_cases() * args.repeat
     storages = args.storage or flags.STORAGE_MODES
-    return matrix.all_cases(storages, args.only) * args.repeat
+    cases = [] if args.faults else matrix.all_cases(storages, args.only)
+    cases += [c for c in faults.fault_cases() if c.storage in storages
+              and (not args.only or any(w in c.id for w in args.only))]
+    return cases * args.repeat
 
 
 def make_runner(args, lab):
@@ -120,20 +124,25 @@ def run_cases(args, lab, cases):
             return runner.error_result(case, exc)
 
     runner.prepare({case.storage for case in cases})
-    say('lab: %d cases, %d at a time' % (len(cases), args.jobs))
+    alone = [n for n, case in enumerate(cases) if case.exclusive]
+    side_by_side = [n for n in range(len(cases)) if n not in alone]
+    say('lab: %d cases, %d at a time (%d of them alone: they disturb the '
+        'whole lab)' % (len(cases), args.jobs, len(alone)))
     results = [None] * len(cases)
-    pool = futures.ThreadPoolExecutor(args.jobs)
-    try:
-        running = {pool.submit(run_one, case): n
-                   for n, case in enumerate(cases)}
-        for done, future in enumerate(futures.as_completed(running), 1):
-            results[running[future]] = future.result()
-            say(report.progress_line(done, len(cases),
-                                     results[running[future]]))
-    finally:
-        # On Ctrl-C no queued case may start; the running ones end when
-        # the lab goes down under them.
-        pool.shutdown(wait=False, cancel_futures=True)
+    done = 0
+    for group, jobs in ((side_by_side, args.jobs), (alone, 1)):
+        pool = futures.ThreadPoolExecutor(jobs)
+        try:
+            running = {pool.submit(run_one, cases[n]): n for n in group}
+            for future in futures.as_completed(running):
+                done += 1
+                results[running[future]] = future.result()
+                say(report.progress_line(done, len(cases),
+                                         results[running[future]]))
+        finally:
+            # On Ctrl-C no queued case may start; the running ones end
+            # when the lab goes down under them.
+            pool.shutdown(wait=False, cancel_futures=True)
     return results
 
 
@@ -320,6 +329,9 @@ def _common(p, matrix=True):
                    help='only cases whose storage/flag-set id contains TEXT')
     p.add_argument('--controls', action='store_true',
                    help='run only the control cases')
+    p.add_argument('--faults', action='store_true',
+                   help='run only the fault cases (abort, kills, network '
+                        'cut during the migration)')
     p.add_argument('--repeat', type=int, default=None,
                    help='run each case this many times (default 1; 5 with '
                         '--controls)')

@@ -80,16 +80,30 @@ class Case:
     storage: str
     flag_set: FlagSet
     control: str = ''   # 'loss' or 'intact' when this case is a control
+    fault: object = None    # a faults.Fault injected during the migration
 
     @property
     def id(self):
-        return '%s/%s' % (self.storage, self.flag_set.name)
+        return '%s/%s' % (self.storage, self.name)
+
+    @property
+    def name(self):
+        return self.flag_set.name + ('+' + self.fault.name if self.fault
+                                     else '')
 
     @property
     def flags(self):
         return self.flag_set.flags
 
+    @property
+    def exclusive(self):
+        """The case disturbs the whole lab (network, libvirtd): it must
+        run alone."""
+        return bool(self.fault and self.fault.exclusive)
+
     def expectation(self):
+        if self.fault:
+            return self.fault.expectation
         return flags.expect(self.flags, self.storage)
 
 
@@ -162,6 +176,7 @@ def agreement(expectation, verdict, message=''):
         flags.Outcome.REFUSED_BY_LIBVIRT: ('REFUSED',),
         flags.Outcome.REFUSED_BY_NOVA: ('REFUSED',),
         flags.Outcome.DATA_AT_RISK: ('DATA-LOSS',),
+        flags.Outcome.FAILED_SAFE: ('FAILED-SAFE',),
     }
     if verdict not in pairs[expectation.outcome]:
         return False
@@ -244,7 +259,10 @@ class CaseRunner(object):
             acks_at_start = self._ack_count(inst)
             if case.flag_set.paused:
                 dom.suspend()
-            outcome = self._migrate(case, inst, dom, dst_conn)
+            if case.fault:
+                outcome = case.fault.run(self, case, inst, dom, dst_conn)
+            else:
+                outcome = self._migrate(case, inst, dom, dst_conn)
             outcome['boot_s'] = boot_s
             acks_at_end = self._ack_count(inst)
             here = dst_conn if outcome['migrated'] else src_conn
@@ -276,7 +294,9 @@ class CaseRunner(object):
             inst.remove_files()
             src_conn.close()
             dst_conn.close()
-        if report.verdict == 'INTACT' and not outcome['migrated']:
+        if report.verdict == 'INTACT' and case.fault:
+            verdict, message = case.fault.verdict(outcome)
+        elif report.verdict == 'INTACT' and not outcome['migrated']:
             verdict, message = 'REFUSED', outcome['error']
         else:
             verdict, message = report.verdict, report.message
@@ -302,7 +322,7 @@ class CaseRunner(object):
 
     def _result(self, case, expectation, verdict, message, started, outcome):
         return Result(
-            storage=case.storage, flag_set=case.flag_set.name,
+            storage=case.storage, flag_set=case.name,
             flags=flags.names(case.flags), verdict=verdict,
             expected=str(expectation),
             expected_outcome=expectation.outcome.value,
@@ -320,9 +340,12 @@ class CaseRunner(object):
 
     # -- the nemesis ------------------------------------------------------
 
-    def _migrate(self, case, inst, dom, dst_conn, dst=None):
+    def _migrate(self, case, inst, dom, dst_conn, dst=None, on_stats=None,
+                 bandwidth_mib=None):
         """Migrate `dom` to `dst` (the second node unless told); return the
-        outcome: migrated, error, seconds, post_copy, bytes, downtime."""
+        outcome: migrated, error, seconds, post_copy, bytes, downtime.
+        `on_stats(stats)` sees every sample of the source's job statistics
+        (a nemesis acts on them); `bandwidth_mib` caps RAM too."""
         lv = self.libvirt
         dst = dst or self.dst
         value = case.flags
@@ -336,6 +359,8 @@ class CaseRunner(object):
         if copies and self.settings.bandwidth_mib:
             params[lv.VIR_MIGRATE_PARAM_BANDWIDTH] = \
                 self.settings.bandwidth_mib
+        if bandwidth_mib:
+            params[lv.VIR_MIGRATE_PARAM_BANDWIDTH] = bandwidth_mib
         if not flags.has(value, 'TUNNELLED'):
             params[lv.VIR_MIGRATE_PARAM_URI] = 'tcp://%s' % dst.address
             if copies:
@@ -347,7 +372,8 @@ class CaseRunner(object):
         done = threading.Event()
         monitor = threading.Thread(
             target=self._monitor, args=(dom, done, outcome,
-                                        flags.has(value, 'POSTCOPY')),
+                                        flags.has(value, 'POSTCOPY'),
+                                        on_stats),
             daemon=True)
         monitor.start()
         watchdog = threading.Timer(self.settings.migration_timeout_s,
@@ -369,7 +395,7 @@ class CaseRunner(object):
             self._read_stats(dst_conn, inst, outcome)
         return outcome
 
-    def _monitor(self, dom, done, outcome, post_copy):
+    def _monitor(self, dom, done, outcome, post_copy, on_stats=None):
         """Samples the source's job statistics while the migration runs
         (the source domain is gone afterwards) and, for POSTCOPY, switches
         to post-copy once the RAM phase has begun."""
@@ -379,6 +405,8 @@ class CaseRunner(object):
                 stats = dom.jobStats()
             except self.libvirt.libvirtError:
                 continue
+            if on_stats is not None:
+                on_stats(stats)
             for key, name in (('disk_processed', 'disk_bytes'),
                               ('memory_processed', 'memory_bytes')):
                 if key in stats:

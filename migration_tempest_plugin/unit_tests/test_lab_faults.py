@@ -1,0 +1,66 @@
+"""The fault cases' pure parts: their expectations and verdicts."""
+
+import testtools
+
+from migration_tempest_plugin import flags
+from migration_tempest_plugin.lab import faults
+from migration_tempest_plugin.lab import matrix
+
+
+def _outcome(**changes):
+    out = {'migrated': False, 'error': 'operation failed: job aborted',
+           'fired': True, 'note': '', 'destination_clean': True}
+    out.update(changes)
+    return out
+
+
+class TestFaultCases(testtools.TestCase):
+
+    def test_every_case_says_what_it_expects_and_why(self):
+        cases = faults.fault_cases()
+        self.assertEqual(len(cases), len({c.id for c in cases}))
+        for case in cases:
+            expectation = case.expectation()
+            self.assertIn(expectation.outcome, (flags.Outcome.FAILED_SAFE,
+                                                flags.Outcome.INTACT))
+            self.assertGreater(len(expectation.reason), 40, case.id)
+            self.assertIn('+' + case.fault.name, case.id)
+
+    def test_lab_wide_faults_run_alone(self):
+        alone = {c.id for c in faults.fault_cases() if c.exclusive}
+        self.assertIn('local/nova-block+cut-network', alone)
+        self.assertIn('local/nova-block+kill-destination-libvirtd', alone)
+        self.assertNotIn('local/nova-block+abort-source', alone)
+
+
+class TestFaultVerdict(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.fault = faults.fault_cases()[0].fault
+
+    def test_failed_safe(self):
+        verdict, message = self.fault.verdict(_outcome())
+        self.assertEqual('FAILED-SAFE', verdict)
+        self.assertIn('job aborted', message)
+        self.assertTrue(matrix.agreement(
+            flags.Expectation(flags.Outcome.FAILED_SAFE, 'r'), verdict))
+
+    def test_guest_left_on_destination_is_a_finding(self):
+        verdict, message = self.fault.verdict(
+            _outcome(destination_clean=False))
+        self.assertEqual('LEFT-BEHIND', verdict)
+        self.assertIn('still defined on the destination', message)
+        self.assertFalse(matrix.agreement(
+            flags.Expectation(flags.Outcome.FAILED_SAFE, 'r'), verdict))
+
+    def test_retry_that_migrated_names_the_first_attempt(self):
+        verdict, message = self.fault.verdict(_outcome(
+            migrated=True, error='', first_error='canceled by client'))
+        self.assertEqual('INTACT', verdict)
+        self.assertIn('first attempt: canceled by client', message)
+
+    def test_fault_that_never_fired_is_said(self):
+        _verdict, message = self.fault.verdict(_outcome(fired=False,
+                                                        migrated=True))
+        self.assertIn('ended before the fault was due', message)
