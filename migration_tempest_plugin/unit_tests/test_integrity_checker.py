@@ -18,6 +18,7 @@ import testtools
 
 from migration_tempest_plugin.integrity import blocks
 from migration_tempest_plugin.integrity import checker
+from migration_tempest_plugin.integrity import console
 from migration_tempest_plugin.integrity import history
 
 IMG = 'a1b2c3d4'
@@ -379,6 +380,31 @@ class TestHistoryProblems(testtools.TestCase):
         self.assertEqual('DATA-LOSS', res.verdict)
         self.assertEqual([75], res.lost_seqs)
         self.assertIn('history: 1 problems', res.message)
+
+    def test_two_captures_first_ending_mid_line(self):
+        # Issue 9: the source's last capture ends inside ACK 60; the
+        # destination's log starts inside ACK 63 (the guest went on
+        # printing between the last poll and the switch-over).  Glued, the
+        # two make one malformed line, and an intact disk was ERROR.
+        text = history.render(LAYOUT, RUN, WRITES)
+        source = text[:text.index('MTP ACK 60 ') + 12]
+        destination = text[text.index('MTP ACK 63 ') + 20:]
+        glued = check(history.parse([source, destination]), disk(),
+                      tolerate=('gap',))
+        self.assertEqual('ERROR', glued.verdict)
+        self.assertIn('malformed',
+                      [p.kind for p in glued.history_problems])
+        # ConsoleStream keeps them apart: ACKs 60..63 are a gap, no record
+        # is invented, and the intact disk is INTACT for a caller that
+        # tolerates gaps (as the tempest tests do).
+        stream = console.ConsoleStream()
+        self.assertEqual([console.NEW, console.NEW],
+                         [stream.add(source), stream.add(destination)])
+        res = check(stream.texts(), disk(), tolerate=('gap',))
+        self.assertEqual('INTACT', res.verdict, res.message)
+        self.assertEqual(['gap'], [p.kind for p in res.history_problems])
+        self.assertIn('seq 60..63 missing', res.history_problems[0].detail)
+        self.assertEqual(WRITES, res.acked_writes)
 
     def test_second_run_is_error(self):
         text = (history.render(LAYOUT, RUN, 10) +
