@@ -35,7 +35,8 @@ hold the old content, the new content or a sector-wise mix; that is not a
 loss.  After ``MTP DONE`` there is no write in flight.
 
 Verdicts: ERROR when the history is unusable (no RUN, a second RUN, FATAL,
-label and RUN disagree, no layout); otherwise DATA-LOSS when any block is
+label and RUN disagree, no layout, or no history at all for a disk whose
+work region was written); otherwise DATA-LOSS when any block is
 stale, corrupt or misplaced (such evidence holds even if the history has
 gaps, because every ACK that is counted was validated against its seq);
 otherwise ERROR when a block is ahead or the history has problems (gap,
@@ -365,7 +366,15 @@ class _Checker(object):
         loss = sum(getattr(res, k + '_blocks') for k in LOSS_KINDS)
         untolerated = [p for p in res.history_problems
                        if p.kind not in self.tolerate]
-        if loss:
+        used = self.used_without_history()
+        if used:
+            # Without a history the disk can only be judged as never used;
+            # a written work region means the history is missing, and its
+            # blocks would all look foreign: no verdict on them.
+            res.verdict = ERROR
+            extra = ('; no history, but %d work blocks differ from the '
+                     'never-used image' % used) + extra
+        elif loss:
             res.verdict = DATA_LOSS
         elif res.ahead_blocks or untolerated:
             res.verdict = ERROR
@@ -377,10 +386,19 @@ class _Checker(object):
         res.message = '%s: %s%s%s' % (res.verdict, counts, first, extra)
         return res
 
+    def used_without_history(self):
+        """Findings in the work region when there is no history at all."""
+        if self.hist is not None:
+            return 0
+        return sum(1 for f in self.res.findings
+                   if self.layout.region(f.block) == 'work')
+
 
 def check(history, image, tolerate=()):
     """Check disk *image* (bytes-like, the flattened raw disk) against
-    *history* (a History, console text, or None for a never-used image).
+    *history* (a History, console text, or None for a never-used image;
+    with None, a work region that is not pristine is ERROR: the history
+    of the writes on it is missing).
 
     *tolerate* names history problem kinds that the caller expects from
     how it read the console, e.g. ('gap',) for a console polled through

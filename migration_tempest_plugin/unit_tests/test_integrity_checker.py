@@ -84,6 +84,23 @@ class TestClean(testtools.TestCase):
         self.assertEqual('INTACT', res.verdict, res.message)
         self.assertEqual(0, res.acked_writes)
 
+    def test_no_history_on_a_written_disk_is_error(self):
+        # Issue 9: check(None, written disk) said DATA-LOSS, every written
+        # block "misplaced"; without the history there is no verdict.
+        res = check(None, disk())
+        self.assertEqual('ERROR', res.verdict, res.message)
+        self.assertIn('no history, but 64 work blocks differ from the '
+                      'never-used image', res.message)
+        self.assertEqual(0, res.lost_writes)
+
+    def test_no_history_damaged_static_region_is_data_loss(self):
+        # a never-used image still has its static blocks to lose
+        data = base()
+        data[3 * BS + 7] ^= 0x01
+        res = check(None, data)
+        self.assertEqual('DATA-LOSS', res.verdict, res.message)
+        self.assertEqual([(3 * BS, 'corrupt')], res.first_offsets)
+
     def test_run_without_acks(self):
         res = check(hist(0), base())
         self.assertEqual('INTACT', res.verdict, res.message)
