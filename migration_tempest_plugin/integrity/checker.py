@@ -140,6 +140,15 @@ def _first_diff(a, b):
     return hi
 
 
+def _summary(problems, shown=3):
+    """The first problems and how many more: a message stays one line
+    however broken the console is."""
+    text = '; '.join(str(p) for p in problems[:shown])
+    if len(problems) > shown:
+        text += '; and %d more' % (len(problems) - shown)
+    return text
+
+
 class _Checker(object):
 
     def __init__(self, hist, image, tolerate=()):
@@ -278,8 +287,7 @@ class _Checker(object):
         hist = self.hist
         if hist is not None and hist.fatal_problems:
             return self.error('unusable history: %s'
-                              % '; '.join(str(p)
-                                          for p in hist.fatal_problems))
+                              % _summary(hist.fatal_problems))
         hist_layout = hist.layout if hist is not None else None
         label = None
         label_intact = False

@@ -57,7 +57,7 @@ class Problem(collections.namedtuple('Problem',
     kinds: ``gap`` (acks missing), ``order`` (seq went backwards),
     ``conflict`` (same seq, different line), ``malformed`` (a record that
     does not parse), ``bad-sum`` (idx/gen/sum not those of its seq),
-    ``no-run`` (no RUN line, or an ACK before it), ``second-run``,
+    ``no-run`` (no RUN line, or ACKs before it: one problem), ``second-run``,
     ``bad-run`` (RUN line with an unusable layout), ``fatal`` (the workload
     refused to run).  Warnings use ``partial-tail`` and ``duplicate``.
     """
@@ -181,6 +181,9 @@ def parse(text):
              for t in texts]
     h = History()
     by_seq = {}
+    # ACKs before any RUN line make one problem, with their count: one
+    # problem per ACK would make a report as long as the console
+    orphans, orphan_at = 0, None
     for src, lineno, line, terminated in _lines(texts):
         m = _TAG_RE.search(line)
         if not m:
@@ -204,7 +207,10 @@ def parse(text):
             seq, idx, gen = (int(am.group(i)) for i in (1, 2, 3))
             ssum = int(am.group(4), 16)
             if h.layout is None:
-                problem('no-run', 'ACK before any RUN line')
+                if not orphans:
+                    orphan_at = len(h.problems)
+                    problem('no-run', 'ACK before any RUN line')
+                orphans += 1
                 continue
             want = (h.layout.seq_block(seq), h.layout.seq_gen(seq))
             if (idx, gen) != want or ssum != blocks.record_sum(h.run, idx,
@@ -281,6 +287,9 @@ def parse(text):
         elif kind == 'NOTE':
             nm = _NOTE_RE.match(rec)
             h.notes.append(nm.group(1) if nm else rec)
+    if orphans > 1:
+        h.problems[orphan_at] = h.problems[orphan_at]._replace(
+            detail='%d ACKs before any RUN line' % orphans)
     if h.run is None and not any(p.kind == 'no-run' for p in h.problems):
         h.problems.append(Problem('no-run', 0, 0, '',
                                   'no RUN line in the console'))

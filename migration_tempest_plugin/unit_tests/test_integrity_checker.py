@@ -435,6 +435,25 @@ class TestHistoryProblems(testtools.TestCase):
         self.assertEqual('ERROR', res.verdict)
         self.assertIn('no-run', res.message)
 
+    def test_no_run_message_is_bounded(self):
+        # Issue 9: without a RUN line every ACK was a problem and the
+        # message held them all (1.1 MB for 20,000 ACKs).
+        text = history.render(LAYOUT, RUN, 20000, noise=False)
+        text = text[text.index('\n') + 1:]          # the RUN line is lost
+        res = check(text, disk())
+        self.assertEqual('ERROR', res.verdict)
+        self.assertEqual(['no-run'], [p.kind for p in res.history_problems])
+        self.assertIn('20000 ACKs before any RUN line', res.message)
+        self.assertLess(len(res.message), 200)
+
+    def test_many_fatal_problems_summarised(self):
+        text = ''.join('MTP FATAL attempt %d\n' % i for i in range(50))
+        res = check(text, disk())
+        self.assertEqual('ERROR', res.verdict)
+        self.assertEqual(51, len(res.history_problems))   # and no-run
+        self.assertIn('attempt 2; and 48 more', res.message)
+        self.assertLess(len(res.message), 300)
+
     def test_write_errors_reported(self):
         text = history.render(LAYOUT, RUN, WRITES) + (
             'MTP ERR 100 %d 2 rc=1\n' % LAYOUT.seq_block(100))

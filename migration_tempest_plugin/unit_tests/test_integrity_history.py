@@ -157,8 +157,11 @@ class TestParse(testtools.TestCase):
         lines = console(3).splitlines(True)
         del lines[1]
         h = history.parse(''.join(lines))
-        self.assertEqual(['no-run'] * 3, kinds(h.problems))
-        self.assertTrue(all(p.fatal for p in h.problems))
+        # one problem for all the ACKs before a RUN line, at the first
+        self.assertEqual(['no-run'], kinds(h.problems))
+        self.assertTrue(h.problems[0].fatal)
+        self.assertEqual(2, h.problems[0].line)
+        self.assertEqual('3 ACKs before any RUN line', h.problems[0].detail)
         h = history.parse('just a kernel log\n')
         self.assertEqual(['no-run'], kinds(h.problems))
 
