@@ -274,12 +274,19 @@ def parse(text):
                 problem('malformed', 'unparseable ERR record')
         elif kind == 'DONE':
             dm = _DONE_RE.match(rec)
-            if dm:
+            if not terminated:
+                # the count may be cut ("MTP DONE 1" of "MTP DONE 100"):
+                # the capture ended, no record is lost, no write is known
+                # to be the last
+                h.warnings.append(Problem(
+                    'partial-tail', src, lineno, rec,
+                    'console ends inside a record'))
+            elif dm:
                 h.done = int(dm.group(1))
                 if h.done != h.last_seq + 1:
                     problem('gap', 'DONE %d but last ack is seq %d'
                             % (h.done, h.last_seq))
-            elif terminated:
+            else:
                 problem('malformed', 'unparseable DONE record')
         elif kind == 'FATAL':
             problem('fatal', _FATAL_RE.match(rec).group(1)

@@ -366,6 +366,15 @@ class TestHistoryProblems(testtools.TestCase):
         res = check(history.parse(text), disk())
         self.assertEqual('INTACT', res.verdict, res.message)
 
+    def test_console_ending_inside_done_is_intact(self):
+        # Issue 9: a console cut inside "MTP DONE 100" was a gap (ERROR).
+        text = history.render(LAYOUT, RUN, WRITES) + 'MTP DONE 1'
+        res = check(history.parse(text), disk())
+        self.assertEqual('INTACT', res.verdict, res.message)
+        self.assertEqual([], res.history_problems)
+        # not known to be done: the next write may be in flight
+        self.assertEqual(WRITES, res.inflight['seq'])
+
     def test_seq_gap(self):
         text = history.render(LAYOUT, RUN, WRITES).splitlines(True)
         del text[2 + 30]

@@ -148,6 +148,18 @@ class TestParse(testtools.TestCase):
         self.assertEqual(13, h.warnings[0].line)
         self.assertEqual(9, h.last_seq)
 
+    def test_console_ending_inside_done(self):
+        # Issue 9: "MTP DONE 1", the cut end of "MTP DONE 10", was read
+        # as DONE 1 and made a gap.
+        for cut in ('MTP DONE', 'MTP DONE ', 'MTP DONE 1'):
+            h = history.parse(console(10) + cut)
+            self.assertTrue(h.ok, (cut, h.problems))
+            self.assertEqual(['partial-tail'], kinds(h.warnings))
+            self.assertIsNone(h.done)
+        # a whole DONE line still counts
+        h = history.parse(console(10) + 'MTP DONE 10\r\n')
+        self.assertEqual((True, 10), (h.ok, h.done))
+
     def test_partial_record_inside_text_is_a_problem(self):
         text = console(10) + 'MTP ACK 10 %d\n' % LAYOUT.seq_block(10)
         h = history.parse(text)
