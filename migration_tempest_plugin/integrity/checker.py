@@ -40,7 +40,8 @@ work region was written); otherwise DATA-LOSS when any block is
 stale, corrupt or misplaced (such evidence holds even if the history has
 gaps, because every ACK that is counted was validated against its seq);
 otherwise ERROR when a block is ahead or the history has problems (gap,
-malformed or conflicting records); otherwise INTACT.
+order, malformed records or bad sums) not named in *tolerate*; otherwise
+INTACT.
 """
 
 import argparse

@@ -55,8 +55,9 @@ class Problem(collections.namedtuple('Problem',
     """Something wrong with the console text, located by source and line.
 
     kinds: ``gap`` (acks missing), ``order`` (seq went backwards),
-    ``conflict`` (same seq, different line), ``malformed`` (a record that
-    does not parse), ``bad-sum`` (idx/gen/sum not those of its seq),
+    ``malformed`` (a record that does not parse), ``bad-sum`` (idx/gen/sum
+    not those of its seq, which is also what an ACK repeating a seq with
+    other content is),
     ``no-run`` (no RUN line, or ACKs before it: one problem), ``second-run``,
     ``bad-run`` (RUN line with an unusable layout), ``fatal`` (the workload
     refused to run).  Warnings use ``partial-tail`` and ``duplicate``.
@@ -221,11 +222,10 @@ def parse(text):
                 continue
             ack = Ack(seq, idx, gen, ssum, src, lineno)
             if seq in by_seq:
-                if by_seq[seq][:4] == ack[:4]:
-                    h.warnings.append(Problem('duplicate', src, lineno, rec,
-                                              'seq %d repeated' % seq))
-                else:
-                    problem('conflict', 'seq %d already acknowledged' % seq)
+                # its content is that of its seq (checked above), so a
+                # repeated seq is a repeated line
+                h.warnings.append(Problem('duplicate', src, lineno, rec,
+                                          'seq %d repeated' % seq))
                 continue
             expected = h.last_seq + 1
             if seq < expected:

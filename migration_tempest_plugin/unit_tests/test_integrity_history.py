@@ -125,12 +125,23 @@ class TestParse(testtools.TestCase):
         h = history.parse(''.join(lines))
         self.assertEqual(['bad-sum', 'gap'], kinds(h.problems))
 
-    def test_conflicting_duplicate(self):
+    def test_same_seq_other_content_is_bad_sum(self):
+        # Issue 9: there is no "conflict" kind.  An ACK is determined by
+        # its seq, so a second ACK of seq 2 with any other idx, gen or sum
+        # is not that of seq 2: bad-sum; the same content is a duplicate.
         text = console(5)
-        bad = 'MTP ACK 2 %d 1 00000000\n' % LAYOUT.seq_block(2)
-        h = history.parse(text + bad)
-        # a wrong sum is caught before the duplicate check
-        self.assertEqual(['bad-sum'], kinds(h.problems))
+        idx = LAYOUT.seq_block(2)
+        others = [(idx, 1, 0), (idx + 1, 1, None), (idx, 2, None)]
+        for i, gen, ssum in others:
+            if ssum is None:
+                ssum = blocks.record_sum(RUN, i, gen)
+            ack = 'MTP ACK 2 %d %d %08x\n' % (i, gen, ssum)
+            h = history.parse(text + ack)
+            self.assertEqual(['bad-sum'], kinds(h.problems))
+            self.assertEqual(4, h.last_seq)
+        h = history.parse(text + text.splitlines(True)[4])
+        self.assertTrue(h.ok)
+        self.assertEqual(['duplicate'], kinds(h.warnings))
 
     def test_order(self):
         lines = console(6).splitlines(True)
