@@ -303,6 +303,8 @@ class _Checker(object):
         if layout is None:
             return self.error('no disk label and no layout in the history')
         self.layout = layout
+        # gcd(step, work_count) = 1 (Layout.validate), so step has an
+        # inverse: the first seq that writes a block, without a search
         self.inv = pow(layout.step, -1, layout.work_count)
         self.run = hist.run if hist is not None else None
         self.last_seq = hist.last_seq if hist is not None else -1
@@ -414,7 +416,9 @@ def check(history, image, tolerate=()):
     nova's API, whose source half is gone after a migration. Writes are
     sequential, so a later ACK still proves every earlier write was
     acknowledged: a gap does not change what the disk must hold. Tolerated
-    problems stay in the report but do not make the verdict ERROR.
+    problems stay in the report but do not make the verdict ERROR, so the
+    disk may be INTACT on a history with such problems; fatal kinds, loss
+    and ahead blocks are judged as without it.
 
     Pure: reads its arguments, returns a Result.
     """

@@ -396,6 +396,30 @@ class TestHistoryProblems(testtools.TestCase):
         res = check(history.parse(''.join(text)), disk(), tolerate=('gap',))
         self.assertEqual('ERROR', res.verdict)
 
+    def test_tolerate_is_only_step_three(self):
+        # What oracle.rst says of tolerate: a tolerated problem is
+        # reported but lets the disk be INTACT; fatal kinds, loss and
+        # ahead blocks are judged as without it.
+        every = tuple(history.FATAL_KINDS) + ('gap', 'order', 'malformed',
+                                              'bad-sum')
+        text = history.render(LAYOUT, RUN, WRITES).splitlines(True)
+        del text[2 + 30]
+        res = check(history.parse(''.join(text)), disk(), tolerate=every)
+        self.assertEqual('INTACT', res.verdict)
+        self.assertIn('history: 1 problems, first gap', res.message)
+        del text[1]                                  # the RUN line
+        res = check(history.parse(''.join(text)), disk(), tolerate=every)
+        self.assertEqual('ERROR', res.verdict)
+        self.assertIn('no-run', res.message)
+        res = check(hist(51), disk(), tolerate=every)
+        self.assertEqual('ERROR', res.verdict)
+        self.assertIn('history incomplete', res.message)
+        data = disk()
+        idx = LAYOUT.seq_block(75)
+        put(data, idx, blocks.make_block(RUN, idx, 1))
+        res = check(hist(), data, tolerate=every)
+        self.assertEqual('DATA-LOSS', res.verdict)
+
     def test_gap_does_not_hide_data_loss(self):
         text = history.render(LAYOUT, RUN, WRITES).splitlines(True)
         del text[2 + 30]
