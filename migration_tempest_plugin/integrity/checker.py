@@ -46,12 +46,10 @@ INTACT.
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import mmap
 import os
 import sys
-import time
 import typing
 
 from migration_tempest_plugin.integrity import blocks
@@ -427,65 +425,14 @@ def check(history, image, tolerate=()):
     return _Checker(history, image, tolerate).run_check()
 
 
-# -- benchmark ---------------------------------------------------------------
-
-def synthetic(size_mib=64, writes=None, run='0badc0de', image_id='5eed1234'):
-    """A (history, image bytearray) pair for a healthy disk of *size_mib*.
-
-    Half the blocks are static, half work; by default 1.5 generations of
-    writes were acknowledged.  The image is built by replaying the writes
-    on the base image, independently of the checker's bulk builder.
-    """
-    total = size_mib * 1024 * 1024 // blocks.BLOCK_SIZE
-    work = total // 2
-    layout = blocks.make_layout(total - 1 - work, work, image_id)
-    image = bytearray().join(blocks.iter_base_image(layout))
-    if writes is None:
-        writes = work + work // 2
-    bs = blocks.BLOCK_SIZE
-    for seq in range(writes):
-        idx = layout.seq_block(seq)
-        image[idx * bs:(idx + 1) * bs] = blocks.make_block(
-            run, idx, layout.seq_gen(seq))
-    hist = history_mod.parse(history_mod.render(layout, run, writes))
-    return hist, image
-
-
-def benchmark(size_mib=64, rounds=3):
-    """Return (checker MB/s, sha256 MB/s) on a synthetic healthy image."""
-    hist, image = synthetic(size_mib)
-    data = bytes(image)
-    mb = len(data) / 1e6
-    best_c = best_h = float('inf')
-    for _ in range(rounds):
-        t = time.perf_counter()
-        res = check(hist, data)
-        best_c = min(best_c, time.perf_counter() - t)
-        t = time.perf_counter()
-        hashlib.sha256(data).digest()
-        best_h = min(best_h, time.perf_counter() - t)
-    if res.verdict != INTACT:  # pragma: no cover - self test
-        raise AssertionError('benchmark image not intact: %s' % res.message)
-    return mb / best_c, mb / best_h
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(
         prog='python -m migration_tempest_plugin.integrity.checker',
         description='Check a raw disk image against guest console logs.')
-    p.add_argument('image', nargs='?', help='raw disk image')
+    p.add_argument('image', help='raw disk image')
     p.add_argument('consoles', nargs='*',
                    help='console logs in order (source, then destination)')
-    p.add_argument('--bench', type=int, metavar='MIB',
-                   help='measure checker and sha256 throughput')
     args = p.parse_args(argv)
-    if args.bench:
-        c, h = benchmark(args.bench)
-        print(json.dumps({'checker_MBps': round(c), 'sha256_MBps': round(h),
-                          'ratio': round(c / h, 2)}))
-        return 0
-    if not args.image:
-        p.error('an image is required')
     texts = []
     for path in args.consoles:
         with open(path, 'rb') as f:

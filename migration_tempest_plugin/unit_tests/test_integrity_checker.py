@@ -12,10 +12,12 @@
 
 """The checker on hand-made faults, each detected and located."""
 
+import dataclasses
 import json
 
 import testtools
 
+from migration_tempest_plugin.integrity import bench
 from migration_tempest_plugin.integrity import blocks
 from migration_tempest_plugin.integrity import checker
 from migration_tempest_plugin.integrity import console
@@ -499,15 +501,20 @@ class TestHistoryProblems(testtools.TestCase):
 class TestBenchmark(testtools.TestCase):
 
     def test_synthetic_is_intact(self):
-        h, image = checker.synthetic(1)
-        res = checker.check(h, bytes(image))
+        text, image = bench.synthetic(1)
+        res = checker.check(text, bytes(image))
         self.assertEqual('INTACT', res.verdict, res.message)
         self.assertEqual(256, res.checked_blocks)
+        self.assertEqual(192, res.acked_writes)
 
     def test_benchmark_returns_rates(self):
-        c, s = checker.benchmark(1, rounds=1)
-        self.assertGreater(c, 0)
-        self.assertGreater(s, 0)
+        b = bench.benchmark(1, rounds=1)
+        self.assertEqual((1, 192, 1), (b.mib, b.acks, b.rounds))
+        for rate in (b.sha256_mbps, b.console_mbps, b.parsed_mbps,
+                     b.console_ratio, b.parsed_ratio):
+            self.assertGreater(rate, 0)
+        self.assertEqual(set(json.loads(json.dumps(b.to_dict()))),
+                         {f.name for f in dataclasses.fields(b)})
 
     def test_cli(self):
-        self.assertEqual(0, checker.main(['--bench', '1']))
+        self.assertEqual(0, bench.main(['1']))
