@@ -77,6 +77,41 @@ class TestParse(testtools.TestCase):
         self.assertEqual((0, 9), (h.acks[6].source, h.acks[6].line))
         self.assertEqual((1, 2), (h.acks[7].source, h.acks[7].line))
 
+    def test_locations_over_empty_sources_and_noise_split(self):
+        # A line is located where it starts, even when its tag is in the
+        # next source; empty sources hold no line.
+        text = console(10).replace('MTP ACK 4 ', '[  2.5] MTP ACK 4 ')
+        cut = text.index('MTP ACK 4 ')             # noise | tag
+        h = history.parse(['', text[:cut], '', text[cut:], ''])
+        self.assertTrue(h.ok, h.problems)
+        self.assertEqual((1, 7), (h.acks[4].source, h.acks[4].line))
+        self.assertEqual((3, 2), (h.acks[5].source, h.acks[5].line))
+        self.assertEqual((1, 2), h.run_location)
+        # problems are located the same way
+        lines = console(10).splitlines(True)
+        lines[8] = lines[8][:12] + '\n'           # seq 6 cut short
+        h = history.parse(['', ''.join(lines[:5]), ''.join(lines[5:])])
+        self.assertEqual(['malformed', 'gap'], kinds(h.problems))
+        self.assertEqual([(2, 4), (2, 5)],
+                         [(p.source, p.line) for p in h.problems])
+
+    def test_acks_in_other_spellings_take_the_full_path(self):
+        # The common case is compared with the record as the workload
+        # prints it; any other spelling that parses is judged in full,
+        # as before: leading zeros pass, a wrong sum does not.
+        lines = console(5).splitlines(True)
+        idx = LAYOUT.seq_block(3)
+        lines[5] = 'MTP ACK 003 %d 01 %08x  \r\n' % (
+            idx, blocks.record_sum(RUN, idx, 1))
+        h = history.parse(''.join(lines))
+        self.assertTrue(h.ok, h.problems)
+        self.assertEqual([0, 1, 2, 3, 4], [a.seq for a in h.acks])
+        self.assertEqual([6, 7], [a.line for a in h.acks[3:]])
+        lines[5] = lines[5].replace(' 01 ', ' 02 ')
+        h = history.parse(''.join(lines))
+        self.assertEqual(['bad-sum', 'gap'], kinds(h.problems))
+        self.assertEqual([0, 1, 2, 4], [a.seq for a in h.acks])
+
     def test_concatenated_consoles_with_identical_overlap(self):
         text = console(10)
         lines = text.splitlines(True)
