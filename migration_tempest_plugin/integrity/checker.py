@@ -35,21 +35,21 @@ hold the old content, the new content or a sector-wise mix; that is not a
 loss.  After ``MTP DONE`` there is no write in flight.
 
 Verdicts: ERROR when the history is unusable (no RUN, a second RUN, FATAL,
-label and RUN disagree, no layout); otherwise DATA-LOSS when any block is
+label and RUN disagree, no layout, or no history at all for a disk whose
+work region was written); otherwise DATA-LOSS when any block is
 stale, corrupt or misplaced (such evidence holds even if the history has
 gaps, because every ACK that is counted was validated against its seq);
 otherwise ERROR when a block is ahead or the history has problems (gap,
-malformed or conflicting records); otherwise INTACT.
+order, malformed records or bad sums) not named in *tolerate*; otherwise
+INTACT.
 """
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import mmap
 import os
 import sys
-import time
 import typing
 
 from migration_tempest_plugin.integrity import blocks
@@ -137,6 +137,15 @@ def _first_diff(a, b):
         if a[i] != b[i]:
             return i
     return hi
+
+
+def _summary(problems, shown=3):
+    """The first problems and how many more: a message stays one line
+    however broken the console is."""
+    text = '; '.join(str(p) for p in problems[:shown])
+    if len(problems) > shown:
+        text += '; and %d more' % (len(problems) - shown)
+    return text
 
 
 class _Checker(object):
@@ -277,8 +286,7 @@ class _Checker(object):
         hist = self.hist
         if hist is not None and hist.fatal_problems:
             return self.error('unusable history: %s'
-                              % '; '.join(str(p)
-                                          for p in hist.fatal_problems))
+                              % _summary(hist.fatal_problems))
         hist_layout = hist.layout if hist is not None else None
         label = None
         label_intact = False
@@ -293,6 +301,8 @@ class _Checker(object):
         if layout is None:
             return self.error('no disk label and no layout in the history')
         self.layout = layout
+        # gcd(step, work_count) = 1 (Layout.validate), so step has an
+        # inverse: the first seq that writes a block, without a search
         self.inv = pow(layout.step, -1, layout.work_count)
         self.run = hist.run if hist is not None else None
         self.last_seq = hist.last_seq if hist is not None else -1
@@ -365,7 +375,15 @@ class _Checker(object):
         loss = sum(getattr(res, k + '_blocks') for k in LOSS_KINDS)
         untolerated = [p for p in res.history_problems
                        if p.kind not in self.tolerate]
-        if loss:
+        used = self.used_without_history()
+        if used:
+            # Without a history the disk can only be judged as never used;
+            # a written work region means the history is missing, and its
+            # blocks would all look foreign: no verdict on them.
+            res.verdict = ERROR
+            extra = ('; no history, but %d work blocks differ from the '
+                     'never-used image' % used) + extra
+        elif loss:
             res.verdict = DATA_LOSS
         elif res.ahead_blocks or untolerated:
             res.verdict = ERROR
@@ -377,17 +395,28 @@ class _Checker(object):
         res.message = '%s: %s%s%s' % (res.verdict, counts, first, extra)
         return res
 
+    def used_without_history(self):
+        """Findings in the work region when there is no history at all."""
+        if self.hist is not None:
+            return 0
+        return sum(1 for f in self.res.findings
+                   if self.layout.region(f.block) == 'work')
+
 
 def check(history, image, tolerate=()):
     """Check disk *image* (bytes-like, the flattened raw disk) against
-    *history* (a History, console text, or None for a never-used image).
+    *history* (a History, console text, or None for a never-used image;
+    with None, a work region that is not pristine is ERROR: the history
+    of the writes on it is missing).
 
     *tolerate* names history problem kinds that the caller expects from
     how it read the console, e.g. ('gap',) for a console polled through
     nova's API, whose source half is gone after a migration. Writes are
     sequential, so a later ACK still proves every earlier write was
     acknowledged: a gap does not change what the disk must hold. Tolerated
-    problems stay in the report but do not make the verdict ERROR.
+    problems stay in the report but do not make the verdict ERROR, so the
+    disk may be INTACT on a history with such problems; fatal kinds, loss
+    and ahead blocks are judged as without it.
 
     Pure: reads its arguments, returns a Result.
     """
@@ -396,65 +425,14 @@ def check(history, image, tolerate=()):
     return _Checker(history, image, tolerate).run_check()
 
 
-# -- benchmark ---------------------------------------------------------------
-
-def synthetic(size_mib=64, writes=None, run='0badc0de', image_id='5eed1234'):
-    """A (history, image bytearray) pair for a healthy disk of *size_mib*.
-
-    Half the blocks are static, half work; by default 1.5 generations of
-    writes were acknowledged.  The image is built by replaying the writes
-    on the base image, independently of the checker's bulk builder.
-    """
-    total = size_mib * 1024 * 1024 // blocks.BLOCK_SIZE
-    work = total // 2
-    layout = blocks.make_layout(total - 1 - work, work, image_id)
-    image = bytearray().join(blocks.iter_base_image(layout))
-    if writes is None:
-        writes = work + work // 2
-    bs = blocks.BLOCK_SIZE
-    for seq in range(writes):
-        idx = layout.seq_block(seq)
-        image[idx * bs:(idx + 1) * bs] = blocks.make_block(
-            run, idx, layout.seq_gen(seq))
-    hist = history_mod.parse(history_mod.render(layout, run, writes))
-    return hist, image
-
-
-def benchmark(size_mib=64, rounds=3):
-    """Return (checker MB/s, sha256 MB/s) on a synthetic healthy image."""
-    hist, image = synthetic(size_mib)
-    data = bytes(image)
-    mb = len(data) / 1e6
-    best_c = best_h = float('inf')
-    for _ in range(rounds):
-        t = time.perf_counter()
-        res = check(hist, data)
-        best_c = min(best_c, time.perf_counter() - t)
-        t = time.perf_counter()
-        hashlib.sha256(data).digest()
-        best_h = min(best_h, time.perf_counter() - t)
-    if res.verdict != INTACT:  # pragma: no cover - self test
-        raise AssertionError('benchmark image not intact: %s' % res.message)
-    return mb / best_c, mb / best_h
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(
         prog='python -m migration_tempest_plugin.integrity.checker',
         description='Check a raw disk image against guest console logs.')
-    p.add_argument('image', nargs='?', help='raw disk image')
+    p.add_argument('image', help='raw disk image')
     p.add_argument('consoles', nargs='*',
                    help='console logs in order (source, then destination)')
-    p.add_argument('--bench', type=int, metavar='MIB',
-                   help='measure checker and sha256 throughput')
     args = p.parse_args(argv)
-    if args.bench:
-        c, h = benchmark(args.bench)
-        print(json.dumps({'checker_MBps': round(c), 'sha256_MBps': round(h),
-                          'ratio': round(c / h, 2)}))
-        return 0
-    if not args.image:
-        p.error('an image is required')
     texts = []
     for path in args.consoles:
         with open(path, 'rb') as f:

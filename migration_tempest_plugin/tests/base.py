@@ -36,8 +36,8 @@ NOVA_OPTIONS = tuple(f.name for f in dataclasses.fields(flags.NovaOptions))
 # from the guest.  Writes are sequential, so the newest ACK proves
 # every earlier write; an ACK missing or seen late changes nothing
 # the disk must hold, and every ACK that is counted was checked
-# against its seq (``bad-sum`` and ``conflict`` stay fatal), so
-# tolerating these never invents an acknowledged write.
+# against its seq (``bad-sum`` is not tolerated), so tolerating
+# these never invents an acknowledged write.
 #
 # gap: nova returns only the tail of the log of the host the guest
 # runs on, and the source's log is gone after a migration.

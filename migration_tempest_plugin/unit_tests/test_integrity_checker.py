@@ -12,12 +12,15 @@
 
 """The checker on hand-made faults, each detected and located."""
 
+import dataclasses
 import json
 
 import testtools
 
+from migration_tempest_plugin.integrity import bench
 from migration_tempest_plugin.integrity import blocks
 from migration_tempest_plugin.integrity import checker
+from migration_tempest_plugin.integrity import console
 from migration_tempest_plugin.integrity import history
 
 IMG = 'a1b2c3d4'
@@ -82,6 +85,23 @@ class TestClean(testtools.TestCase):
         res = check(None, base())
         self.assertEqual('INTACT', res.verdict, res.message)
         self.assertEqual(0, res.acked_writes)
+
+    def test_no_history_on_a_written_disk_is_error(self):
+        # Issue 9: check(None, written disk) said DATA-LOSS, every written
+        # block "misplaced"; without the history there is no verdict.
+        res = check(None, disk())
+        self.assertEqual('ERROR', res.verdict, res.message)
+        self.assertIn('no history, but 64 work blocks differ from the '
+                      'never-used image', res.message)
+        self.assertEqual(0, res.lost_writes)
+
+    def test_no_history_damaged_static_region_is_data_loss(self):
+        # a never-used image still has its static blocks to lose
+        data = base()
+        data[3 * BS + 7] ^= 0x01
+        res = check(None, data)
+        self.assertEqual('DATA-LOSS', res.verdict, res.message)
+        self.assertEqual([(3 * BS, 'corrupt')], res.first_offsets)
 
     def test_run_without_acks(self):
         res = check(hist(0), base())
@@ -348,6 +368,15 @@ class TestHistoryProblems(testtools.TestCase):
         res = check(history.parse(text), disk())
         self.assertEqual('INTACT', res.verdict, res.message)
 
+    def test_console_ending_inside_done_is_intact(self):
+        # Issue 9: a console cut inside "MTP DONE 100" was a gap (ERROR).
+        text = history.render(LAYOUT, RUN, WRITES) + 'MTP DONE 1'
+        res = check(history.parse(text), disk())
+        self.assertEqual('INTACT', res.verdict, res.message)
+        self.assertEqual([], res.history_problems)
+        # not known to be done: the next write may be in flight
+        self.assertEqual(WRITES, res.inflight['seq'])
+
     def test_seq_gap(self):
         text = history.render(LAYOUT, RUN, WRITES).splitlines(True)
         del text[2 + 30]
@@ -369,6 +398,30 @@ class TestHistoryProblems(testtools.TestCase):
         res = check(history.parse(''.join(text)), disk(), tolerate=('gap',))
         self.assertEqual('ERROR', res.verdict)
 
+    def test_tolerate_is_only_step_three(self):
+        # What oracle.rst says of tolerate: a tolerated problem is
+        # reported but lets the disk be INTACT; fatal kinds, loss and
+        # ahead blocks are judged as without it.
+        every = tuple(history.FATAL_KINDS) + ('gap', 'order', 'malformed',
+                                              'bad-sum')
+        text = history.render(LAYOUT, RUN, WRITES).splitlines(True)
+        del text[2 + 30]
+        res = check(history.parse(''.join(text)), disk(), tolerate=every)
+        self.assertEqual('INTACT', res.verdict)
+        self.assertIn('history: 1 problems, first gap', res.message)
+        del text[1]                                  # the RUN line
+        res = check(history.parse(''.join(text)), disk(), tolerate=every)
+        self.assertEqual('ERROR', res.verdict)
+        self.assertIn('no-run', res.message)
+        res = check(hist(51), disk(), tolerate=every)
+        self.assertEqual('ERROR', res.verdict)
+        self.assertIn('history incomplete', res.message)
+        data = disk()
+        idx = LAYOUT.seq_block(75)
+        put(data, idx, blocks.make_block(RUN, idx, 1))
+        res = check(hist(), data, tolerate=every)
+        self.assertEqual('DATA-LOSS', res.verdict)
+
     def test_gap_does_not_hide_data_loss(self):
         text = history.render(LAYOUT, RUN, WRITES).splitlines(True)
         del text[2 + 30]
@@ -379,6 +432,31 @@ class TestHistoryProblems(testtools.TestCase):
         self.assertEqual('DATA-LOSS', res.verdict)
         self.assertEqual([75], res.lost_seqs)
         self.assertIn('history: 1 problems', res.message)
+
+    def test_two_captures_first_ending_mid_line(self):
+        # Issue 9: the source's last capture ends inside ACK 60; the
+        # destination's log starts inside ACK 63 (the guest went on
+        # printing between the last poll and the switch-over).  Glued, the
+        # two make one malformed line, and an intact disk was ERROR.
+        text = history.render(LAYOUT, RUN, WRITES)
+        source = text[:text.index('MTP ACK 60 ') + 12]
+        destination = text[text.index('MTP ACK 63 ') + 20:]
+        glued = check(history.parse([source, destination]), disk(),
+                      tolerate=('gap',))
+        self.assertEqual('ERROR', glued.verdict)
+        self.assertIn('malformed',
+                      [p.kind for p in glued.history_problems])
+        # ConsoleStream keeps them apart: ACKs 60..63 are a gap, no record
+        # is invented, and the intact disk is INTACT for a caller that
+        # tolerates gaps (as the tempest tests do).
+        stream = console.ConsoleStream()
+        self.assertEqual([console.NEW, console.NEW],
+                         [stream.add(source), stream.add(destination)])
+        res = check(stream.texts(), disk(), tolerate=('gap',))
+        self.assertEqual('INTACT', res.verdict, res.message)
+        self.assertEqual(['gap'], [p.kind for p in res.history_problems])
+        self.assertIn('seq 60..63 missing', res.history_problems[0].detail)
+        self.assertEqual(WRITES, res.acked_writes)
 
     def test_second_run_is_error(self):
         text = (history.render(LAYOUT, RUN, 10) +
@@ -392,6 +470,25 @@ class TestHistoryProblems(testtools.TestCase):
         self.assertEqual('ERROR', res.verdict)
         self.assertIn('no-run', res.message)
 
+    def test_no_run_message_is_bounded(self):
+        # Issue 9: without a RUN line every ACK was a problem and the
+        # message held them all (1.1 MB for 20,000 ACKs).
+        text = history.render(LAYOUT, RUN, 20000, noise=False)
+        text = text[text.index('\n') + 1:]          # the RUN line is lost
+        res = check(text, disk())
+        self.assertEqual('ERROR', res.verdict)
+        self.assertEqual(['no-run'], [p.kind for p in res.history_problems])
+        self.assertIn('20000 ACKs before any RUN line', res.message)
+        self.assertLess(len(res.message), 200)
+
+    def test_many_fatal_problems_summarised(self):
+        text = ''.join('MTP FATAL attempt %d\n' % i for i in range(50))
+        res = check(text, disk())
+        self.assertEqual('ERROR', res.verdict)
+        self.assertEqual(51, len(res.history_problems))   # and no-run
+        self.assertIn('attempt 2; and 48 more', res.message)
+        self.assertLess(len(res.message), 300)
+
     def test_write_errors_reported(self):
         text = history.render(LAYOUT, RUN, WRITES) + (
             'MTP ERR 100 %d 2 rc=1\n' % LAYOUT.seq_block(100))
@@ -404,15 +501,20 @@ class TestHistoryProblems(testtools.TestCase):
 class TestBenchmark(testtools.TestCase):
 
     def test_synthetic_is_intact(self):
-        h, image = checker.synthetic(1)
-        res = checker.check(h, bytes(image))
+        text, image = bench.synthetic(1)
+        res = checker.check(text, bytes(image))
         self.assertEqual('INTACT', res.verdict, res.message)
         self.assertEqual(256, res.checked_blocks)
+        self.assertEqual(192, res.acked_writes)
 
     def test_benchmark_returns_rates(self):
-        c, s = checker.benchmark(1, rounds=1)
-        self.assertGreater(c, 0)
-        self.assertGreater(s, 0)
+        b = bench.benchmark(1, rounds=1)
+        self.assertEqual((1, 192, 1), (b.mib, b.acks, b.rounds))
+        for rate in (b.sha256_mbps, b.console_mbps, b.parsed_mbps,
+                     b.console_ratio, b.parsed_ratio):
+            self.assertGreater(rate, 0)
+        self.assertEqual(set(json.loads(json.dumps(b.to_dict()))),
+                         {f.name for f in dataclasses.fields(b)})
 
     def test_cli(self):
-        self.assertEqual(0, checker.main(['--bench', '1']))
+        self.assertEqual(0, bench.main(['1']))

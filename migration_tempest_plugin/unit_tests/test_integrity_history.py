@@ -77,6 +77,41 @@ class TestParse(testtools.TestCase):
         self.assertEqual((0, 9), (h.acks[6].source, h.acks[6].line))
         self.assertEqual((1, 2), (h.acks[7].source, h.acks[7].line))
 
+    def test_locations_over_empty_sources_and_noise_split(self):
+        # A line is located where it starts, even when its tag is in the
+        # next source; empty sources hold no line.
+        text = console(10).replace('MTP ACK 4 ', '[  2.5] MTP ACK 4 ')
+        cut = text.index('MTP ACK 4 ')             # noise | tag
+        h = history.parse(['', text[:cut], '', text[cut:], ''])
+        self.assertTrue(h.ok, h.problems)
+        self.assertEqual((1, 7), (h.acks[4].source, h.acks[4].line))
+        self.assertEqual((3, 2), (h.acks[5].source, h.acks[5].line))
+        self.assertEqual((1, 2), h.run_location)
+        # problems are located the same way
+        lines = console(10).splitlines(True)
+        lines[8] = lines[8][:12] + '\n'           # seq 6 cut short
+        h = history.parse(['', ''.join(lines[:5]), ''.join(lines[5:])])
+        self.assertEqual(['malformed', 'gap'], kinds(h.problems))
+        self.assertEqual([(2, 4), (2, 5)],
+                         [(p.source, p.line) for p in h.problems])
+
+    def test_acks_in_other_spellings_take_the_full_path(self):
+        # The common case is compared with the record as the workload
+        # prints it; any other spelling that parses is judged in full,
+        # as before: leading zeros pass, a wrong sum does not.
+        lines = console(5).splitlines(True)
+        idx = LAYOUT.seq_block(3)
+        lines[5] = 'MTP ACK 003 %d 01 %08x  \r\n' % (
+            idx, blocks.record_sum(RUN, idx, 1))
+        h = history.parse(''.join(lines))
+        self.assertTrue(h.ok, h.problems)
+        self.assertEqual([0, 1, 2, 3, 4], [a.seq for a in h.acks])
+        self.assertEqual([6, 7], [a.line for a in h.acks[3:]])
+        lines[5] = lines[5].replace(' 01 ', ' 02 ')
+        h = history.parse(''.join(lines))
+        self.assertEqual(['bad-sum', 'gap'], kinds(h.problems))
+        self.assertEqual([0, 1, 2, 4], [a.seq for a in h.acks])
+
     def test_concatenated_consoles_with_identical_overlap(self):
         text = console(10)
         lines = text.splitlines(True)
@@ -125,12 +160,23 @@ class TestParse(testtools.TestCase):
         h = history.parse(''.join(lines))
         self.assertEqual(['bad-sum', 'gap'], kinds(h.problems))
 
-    def test_conflicting_duplicate(self):
+    def test_same_seq_other_content_is_bad_sum(self):
+        # Issue 9: there is no "conflict" kind.  An ACK is determined by
+        # its seq, so a second ACK of seq 2 with any other idx, gen or sum
+        # is not that of seq 2: bad-sum; the same content is a duplicate.
         text = console(5)
-        bad = 'MTP ACK 2 %d 1 00000000\n' % LAYOUT.seq_block(2)
-        h = history.parse(text + bad)
-        # a wrong sum is caught before the duplicate check
-        self.assertEqual(['bad-sum'], kinds(h.problems))
+        idx = LAYOUT.seq_block(2)
+        others = [(idx, 1, 0), (idx + 1, 1, None), (idx, 2, None)]
+        for i, gen, ssum in others:
+            if ssum is None:
+                ssum = blocks.record_sum(RUN, i, gen)
+            ack = 'MTP ACK 2 %d %d %08x\n' % (i, gen, ssum)
+            h = history.parse(text + ack)
+            self.assertEqual(['bad-sum'], kinds(h.problems))
+            self.assertEqual(4, h.last_seq)
+        h = history.parse(text + text.splitlines(True)[4])
+        self.assertTrue(h.ok)
+        self.assertEqual(['duplicate'], kinds(h.warnings))
 
     def test_order(self):
         lines = console(6).splitlines(True)
@@ -148,6 +194,18 @@ class TestParse(testtools.TestCase):
         self.assertEqual(13, h.warnings[0].line)
         self.assertEqual(9, h.last_seq)
 
+    def test_console_ending_inside_done(self):
+        # Issue 9: "MTP DONE 1", the cut end of "MTP DONE 10", was read
+        # as DONE 1 and made a gap.
+        for cut in ('MTP DONE', 'MTP DONE ', 'MTP DONE 1'):
+            h = history.parse(console(10) + cut)
+            self.assertTrue(h.ok, (cut, h.problems))
+            self.assertEqual(['partial-tail'], kinds(h.warnings))
+            self.assertIsNone(h.done)
+        # a whole DONE line still counts
+        h = history.parse(console(10) + 'MTP DONE 10\r\n')
+        self.assertEqual((True, 10), (h.ok, h.done))
+
     def test_partial_record_inside_text_is_a_problem(self):
         text = console(10) + 'MTP ACK 10 %d\n' % LAYOUT.seq_block(10)
         h = history.parse(text)
@@ -157,8 +215,11 @@ class TestParse(testtools.TestCase):
         lines = console(3).splitlines(True)
         del lines[1]
         h = history.parse(''.join(lines))
-        self.assertEqual(['no-run'] * 3, kinds(h.problems))
-        self.assertTrue(all(p.fatal for p in h.problems))
+        # one problem for all the ACKs before a RUN line, at the first
+        self.assertEqual(['no-run'], kinds(h.problems))
+        self.assertTrue(h.problems[0].fatal)
+        self.assertEqual(2, h.problems[0].line)
+        self.assertEqual('3 ACKs before any RUN line', h.problems[0].detail)
         h = history.parse('just a kernel log\n')
         self.assertEqual(['no-run'], kinds(h.problems))
 
