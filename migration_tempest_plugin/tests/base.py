@@ -49,8 +49,13 @@ NOVA_OPTIONS = tuple(f.name for f in dataclasses.fields(flags.NovaOptions))
 # "MTP ACK 2015 116MTP ACK 2013 1 b3f13d6c").  On shared storage the
 # two hosts also write the one console.log in the shared instance
 # folder, the destination's virtlogd starting it afresh while the
-# source goes on at its old offset.
-CONSOLE_ARTEFACTS = ('gap', 'order', 'malformed')
+# source goes on at its old offset, so one line can be overwritten by
+# another of the same width and come out well formed but wrong (seen in
+# post-copy on shared storage: "seq 5335" with 1349 writes acknowledged):
+# a bad-sum, which no guest can print, since a record's index, generation
+# and sum follow from its sequence number.  Such records count for
+# nothing; the disk is still judged on every record that is right.
+CONSOLE_ARTEFACTS = ('gap', 'order', 'malformed', 'bad-sum')
 
 
 class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
