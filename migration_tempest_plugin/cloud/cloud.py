@@ -40,6 +40,7 @@ from migration_tempest_plugin.cloud import nova
 from migration_tempest_plugin.cloud import rabbitmq
 from migration_tempest_plugin.cloud import tempest_conf
 from migration_tempest_plugin.cloud import venv as venvlib
+from migration_tempest_plugin.integrity import guest as guestlib
 from migration_tempest_plugin.lab import nodes
 from migration_tempest_plugin import runtime as rt
 
@@ -206,7 +207,6 @@ class Cloud:
         return True
 
     def guest_files(self):
-        from migration_tempest_plugin.integrity import guest as guestlib
         out = self.path('guest')
         image = guestlib.build_guest(out)
         disk = os.path.join(out, 'disk.raw')

@@ -1,7 +1,7 @@
 """migration-lab up | down | status | matrix | run | bench | soak.
 
-Imports of the lab's heavy parts happen inside the commands, so that
-`migration-lab flags` works without libvirt-python.
+libvirt-python (in CaseRunner) and matplotlib (in the report's plots) are
+imported where they are used, so that `migration-lab flags` needs neither.
 """
 
 from concurrent import futures
@@ -12,7 +12,14 @@ import subprocess
 import time
 
 from migration_tempest_plugin import flags
+from migration_tempest_plugin.integrity import bench
+from migration_tempest_plugin.integrity import blocks
+from migration_tempest_plugin.integrity import guest as guestlib
+from migration_tempest_plugin.lab import faults
+from migration_tempest_plugin.lab import matrix
 from migration_tempest_plugin.lab import nodes
+from migration_tempest_plugin.lab import report
+from migration_tempest_plugin.lab import soak
 from migration_tempest_plugin.runtime import LabError
 
 TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
@@ -76,19 +83,15 @@ def cmd_status(args):
 
 
 def _layout(args):
-    from migration_tempest_plugin.integrity import blocks
     return blocks.make_layout(args.static_blocks, args.work_blocks)
 
 
 def _settings(args):
-    from migration_tempest_plugin.lab import matrix
     return matrix.Settings(bandwidth_mib=args.bandwidth,
                            migration_timeout_s=args.timeout)
 
 
 def _cases(args):
-    from migration_tempest_plugin.lab import faults
-    from migration_tempest_plugin.lab import matrix
     if args.controls:
         return matrix.control_cases() * args.repeat
     storages = args.storage or flags.STORAGE_MODES
@@ -100,8 +103,6 @@ def _cases(args):
 
 def make_runner(args, lab):
     """A CaseRunner on a lab that is up, with the guest built."""
-    from migration_tempest_plugin.integrity import guest as guestlib
-    from migration_tempest_plugin.lab import matrix
 
     work_dir = os.path.join(args.state_dir, 'matrix')
     os.makedirs(work_dir, exist_ok=True)
@@ -113,7 +114,6 @@ def make_runner(args, lab):
 
 def run_cases(args, lab, cases):
     """Run `cases` on a lab that is up; return the results."""
-    from migration_tempest_plugin.lab import report
 
     runner = make_runner(args, lab)
 
@@ -147,7 +147,6 @@ def run_cases(args, lab, cases):
 
 
 def publish(args, results, extra=None):
-    from migration_tempest_plugin.lab import report
     say('')
     say(report.table(results))
     diffs = report.findings(results)
@@ -252,7 +251,6 @@ def cmd_run(args):
 
 
 def cmd_bench(args):
-    from migration_tempest_plugin.integrity import bench
 
     b = bench.benchmark(args.checker_mib, rounds=args.checker_rounds)
     say('checker on %d MiB with %d ACKs, medians of %d rounds: %.0f MB/s '
@@ -294,7 +292,6 @@ def cmd_bench(args):
 
 def cmd_soak(args):
     """Up, one guest per storage mode migrated back and forth, down."""
-    from migration_tempest_plugin.lab import soak
 
     storages = args.storage or list(soak.SOAK_STORAGES)
 
