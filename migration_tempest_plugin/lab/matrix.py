@@ -270,8 +270,12 @@ class CaseRunner(object):
             if case.flag_set.paused:
                 dom.resume()
             # The guest must go on writing where it now runs.
-            self._wait_acks(inst, acks_at_end + self.settings.acks_after,
-                            30, 'writing after the migration')
+            try:
+                self._wait_acks(inst, acks_at_end + self.settings.acks_after,
+                                30, 'writing after the migration')
+            except CaseError as exc:
+                raise CaseError('%s; the domain is %s' % (
+                    exc, self._state_text(dom))) from exc
             dom.destroy()
             node = self.dst if (outcome['migrated']
                                 and case.storage == 'local') else self.src
@@ -321,12 +325,14 @@ class CaseRunner(object):
                             time.monotonic(), {})
 
     def _result(self, case, expectation, verdict, message, started, outcome):
+        agrees = (case.fault.agrees(verdict) if case.fault
+                  else agreement(expectation, verdict, message))
         return Result(
             storage=case.storage, flag_set=case.name,
             flags=flags.names(case.flags), verdict=verdict,
             expected=str(expectation),
             expected_outcome=expectation.outcome.value,
-            agrees=agreement(expectation, verdict, message),
+            agrees=agrees,
             message=message, control=case.control,
             migrated=outcome.get('migrated', False),
             post_copy=outcome.get('post_copy', False),
@@ -336,7 +342,8 @@ class CaseRunner(object):
             downtime_ms=outcome.get('downtime_ms', 0),
             memory_bytes_transferred=outcome.get('memory_bytes', 0),
             disk_bytes_copied=outcome.get('disk_bytes', 0),
-            finding=finding_text(expectation, verdict, message))
+            finding='' if agrees else finding_text(expectation, verdict,
+                                                   message))
 
     # -- the nemesis ------------------------------------------------------
 
@@ -441,6 +448,18 @@ class CaseRunner(object):
                                       int(stats.get('memory_processed', 0)))
         outcome['disk_bytes'] = max(outcome.get('disk_bytes', 0),
                                     int(stats.get('disk_processed', 0)))
+
+    def _state_text(self, dom):
+        """libvirt's state and reason of `dom`, by name where known."""
+        lv = self.libvirt
+        try:
+            state, reason = dom.state()
+        except lv.libvirtError as exc:
+            return 'unknown (%s)' % exc.get_error_message()
+        names = {getattr(lv, n): n[len('VIR_DOMAIN_'):] for n in (
+            'VIR_DOMAIN_RUNNING', 'VIR_DOMAIN_PAUSED', 'VIR_DOMAIN_SHUTOFF',
+            'VIR_DOMAIN_CRASHED', 'VIR_DOMAIN_BLOCKED')}
+        return '%s (reason %d)' % (names.get(state, str(state)), reason)
 
     # -- the guest's console ------------------------------------------------
 
