@@ -139,7 +139,9 @@ class Result:
     storage: str
     flag_set: str
     flags: list
-    verdict: str            # INTACT | DATA-LOSS | REFUSED | ERROR
+    # INTACT | DATA-LOSS | REFUSED | ERROR; faults: FAILED-SAFE,
+    # LEFT-BEHIND, STOPPED (the stack stopped the guest; disk intact)
+    verdict: str
     expected: str
     expected_outcome: str
     agrees: bool
@@ -274,9 +276,15 @@ class CaseRunner(object):
                 self._wait_acks(inst, acks_at_end + self.settings.acks_after,
                                 30, 'writing after the migration')
             except CaseError as exc:
-                raise CaseError('%s; the domain is %s' % (
-                    exc, self._state_text(dom))) from exc
-            dom.destroy()
+                if dom.isActive():   # running, yet silent: not a verdict
+                    raise CaseError('%s; the domain is %s' % (
+                        exc, self._state_text(dom))) from exc
+                # The stack stopped the guest: judge its disk all the same.
+                outcome['stopped'] = ('the guest was stopped after the '
+                                      'migration (domain %s)'
+                                      % self._state_text(dom))
+            if dom.isActive():
+                dom.destroy()
             node = self.dst if (outcome['migrated']
                                 and case.storage == 'local') else self.src
             verify_started = time.monotonic()
@@ -298,7 +306,11 @@ class CaseRunner(object):
             inst.remove_files()
             src_conn.close()
             dst_conn.close()
-        if report.verdict == 'INTACT' and case.fault:
+        if report.verdict == 'INTACT' and outcome.get('stopped'):
+            verdict, message = 'STOPPED', '; '.join(
+                m for m in (outcome['stopped'], outcome.get('error'),
+                            outcome.get('note')) if m)
+        elif report.verdict == 'INTACT' and case.fault:
             verdict, message = case.fault.verdict(outcome)
         elif report.verdict == 'INTACT' and not outcome['migrated']:
             verdict, message = 'REFUSED', outcome['error']

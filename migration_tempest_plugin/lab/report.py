@@ -21,6 +21,8 @@ VERDICTS = (
      'runs on at its source with its data, nothing left on the destination'),
     ('LEFT-BEHIND', '#6a1b9a', 'the fault stopped the migration and the '
      'guest is still defined on the destination'),
+    ('STOPPED', '#4e342e', 'the stack stopped the guest after the '
+     'migration; its disk was judged intact'),
     ('ERROR', '#ef6c00', 'the lab could not run the case'),
 )
 COLOURS = {name: colour for name, colour, _ in VERDICTS}
