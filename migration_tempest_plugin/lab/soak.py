@@ -139,8 +139,10 @@ class Soak(object):
         dom.suspend()
         try:
             raw = os.path.join(r.work_dir, inst.name + '.raw')
-            inst.flatten(node if self.storage == 'local' else r.lab.nodes[0],
-                         raw)
+            # Read where the guest runs, as nova's host would: another
+            # node's GlusterFS client may still serve stale pages of a
+            # file the paused guest's node has written.
+            inst.flatten(node, raw)
             console = inst.console_text()
             with open(raw, 'rb') as f:
                 report = checker.check(historylib.parse(console), f.read())
