@@ -225,6 +225,7 @@ def wait_computes(cloud, s, hostnames, timeout=240):
                 raise cloud.sup.failure(key, 'exited')
         cloud.run(nm + ['cell_v2', 'discover_hosts'],
                   'nova-manage cell_v2 discover_hosts')
+        listing.clear()     # 'missing' is only there while some are
         listing.update(cloud.bootstrap('computes', {
             'hosts': hosts, 'hypervisors': sorted(hostnames.values()),
             'control': list(CONTROL),
@@ -256,6 +257,7 @@ def restart_compute(cloud, name, timeout=180):
     listing = {}
 
     def reported():
+        listing.clear()
         listing.update(cloud.bootstrap('status', {}))
         if any(svc['binary'] == 'nova-compute' and svc['host'] == name
                and svc['state'] == 'up' and svc['updated_at']
