@@ -193,10 +193,11 @@ class Storage(str, enum.Enum):
     LOCAL = 'local'                  # a folder per host
     SHARED = 'shared'                # shared FS with cross-host locks (NFSv4)
     SHARED_NOLOCK = 'shared-nolock'  # shared FS, no cross-host locks (NFSv3)
+    NFS = 'nfs'                      # NFSv3, QEMU's own client, no locks
 
     @classmethod
     def parse(cls, text):
-        aliases = {'nfs': cls.SHARED, 'nfs-nolock': cls.SHARED_NOLOCK}
+        aliases = {'nfs-nolock': cls.SHARED_NOLOCK}
         text = str(text).strip().lower()
         if text in aliases:
             return aliases[text]
@@ -283,7 +284,7 @@ def expect(flags, storage, via_nova=False):
     flags = _check_value(flags)
     storage = Storage.parse(storage)
     copies = _copies_storage(flags)
-    shared = storage in (Storage.SHARED, Storage.SHARED_NOLOCK)
+    shared = storage is not Storage.LOCAL
 
     if via_nova:
         # nova/virt/libvirt/driver.py check_can_live_migrate_source(): the
@@ -334,6 +335,22 @@ def expect(flags, storage, via_nova=False):
                                "QEMU's image lock", LOCKED_COPY_MESSAGE)
         return Expectation(Outcome.INTACT,
                            'shared storage that libvirt recognises; '
+                           'nothing is copied')
+
+    if storage is Storage.NFS:
+        # The disk is a libvirt network disk (protocol nfs).
+        if copies:
+            # qemuMigrationAnyCopyDisk() copies a network disk like any
+            # other; qemuMigrationDstPrepareStorage() skips pre-creating a
+            # path that exists on the destination, whose NBD server then
+            # exports the same NFS file: the mirror writes onto the disk it
+            # reads, and NFSv3 through libnfs takes no lock to stop it.
+            return Expectation(Outcome.DATA_AT_RISK,
+                               'disk copied over itself over NFSv3, no lock '
+                               'to stop it (bug #1499041)')
+        # qemuMigrationSrcIsSafe(): "network disks are safe".
+        return Expectation(Outcome.INTACT,
+                           'a network disk is shared storage to libvirt; '
                            'nothing is copied')
 
     # SHARED_NOLOCK: same files, but no lock crosses hosts and libvirt does

@@ -3,6 +3,8 @@
 instances/_base/<sha1 of the image id> is the raw image (the oracle's
 pre-filled disk), instances/<uuid>/disk a qcow2 overlay on it, and the
 domain boots the lab guest's kernel and initramfs with that disk as vda.
+On the ``nfs`` mode the disk is a network disk that QEMU opens over NFS,
+and the overlay names its base by its ``nfs://`` URL.
 """
 
 import hashlib
@@ -11,6 +13,7 @@ import uuid as uuidlib
 from xml.sax import saxutils
 
 from migration_tempest_plugin.integrity import guest as guestlib
+from migration_tempest_plugin.lab import storage as storagelib
 
 GUEST_MEMORY_MIB = 128
 
@@ -39,6 +42,13 @@ class Instance(object):
         self.console_log = os.path.join(console_dir, '%s.log' % self.name)
         self.cmdline_extra = cmdline_extra
 
+    def _qemu_name(self, relpath):
+        """How QEMU names a file of this instance: its path in the node, or
+        its URL on the nfs mode."""
+        if self.storage == 'nfs':
+            return storagelib.nfs_url(relpath)
+        return os.path.join(self.instances_path, relpath)
+
     # -- files ------------------------------------------------------------
 
     def nodes_with_own_files(self):
@@ -61,7 +71,8 @@ class Instance(object):
         self.ensure_base(node)
         node.run(['mkdir', '-p', os.path.dirname(self.disk)])
         node.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw',
-                  '-b', self.base, self.disk,
+                  '-b', self._qemu_name(self.base_rel),
+                  self._qemu_name(self.disk_rel),
                   str(self.layout.size_bytes)])
 
     def remove_files(self):
@@ -77,6 +88,23 @@ class Instance(object):
         return out_path
 
     # -- domain -----------------------------------------------------------
+
+    def disk_xml(self):
+        q = saxutils.quoteattr
+        if self.storage == 'nfs':
+            # libvirt 9.0's schema wants <identity> on an nfs source.
+            source = ("<source protocol='nfs' name=%s>"
+                      "<host name=%s/><identity user='root' group='root'/>"
+                      "</source>" % (q(self.disk),
+                                     q(storagelib.NFS_ADDRESS)))
+            kind = 'network'
+        else:
+            source, kind = '<source file=%s/>' % q(self.disk), 'file'
+        return """<disk type='{kind}' device='disk'>
+      <driver name='qemu' type='qcow2' cache='none'/>
+      {source}
+      <target dev='vda' bus='virtio'/>
+    </disk>""".format(kind=kind, source=source)
 
     def domain_xml(self):
         q = saxutils.escape
@@ -97,11 +125,7 @@ class Instance(object):
   <on_crash>destroy</on_crash>
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2' cache='none'/>
-      <source file='{disk}'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>
+    {disk}
     <serial type='file'>
       <source path='{console}' append='on'/>
       <target port='0'/>
@@ -111,7 +135,7 @@ class Instance(object):
 </domain>
 """.format(name=q(self.name), uuid=self.uuid, mem=GUEST_MEMORY_MIB,
            kernel=q(self.guest.kernel), initrd=q(self.guest.initrd),
-           cmdline=q(cmdline.strip()), disk=q(self.disk),
+           cmdline=q(cmdline.strip()), disk=self.disk_xml(),
            console=q(self.console_log))
 
     def console_text(self):

@@ -70,6 +70,14 @@ MODE_BINARIES = {
     'shared': {'glusterd': 'glusterfs-server', 'gluster': 'glusterfs-server',
                'glusterfs': 'glusterfs-client'},
     'shared-nolock': {'bindfs': 'bindfs'},
+    'nfs': {'ganesha.nfsd': 'nfs-ganesha', 'rpcbind': 'rpcbind',
+            'rpcinfo': 'rpcbind'},
+}
+# Plug-ins (not on PATH) -> Debian package.
+MODE_FILES = {
+    'nfs': {'/usr/lib/x86_64-linux-gnu/qemu/block-nfs.so': 'qemu-block-extra',
+            '/usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so':
+            'nfs-ganesha-vfs'},
 }
 
 
@@ -118,7 +126,7 @@ class Lab:
     @property
     def sandboxes(self):
         out = list(self.nodes)
-        if 'shared' in self.modes:
+        if any(m in self.modes for m in storagelib.SERVED_MODES):
             out.append(self.gluster)
         return out
 
@@ -130,9 +138,14 @@ class Lab:
     def missing_binaries(self):
         """{binary: debian package} of what is missing for these modes."""
         wanted = dict(BINARIES)
+        files = {}
         for mode in self.modes:
             wanted.update(MODE_BINARIES.get(mode, {}))
-        return {b: p for b, p in sorted(wanted.items()) if not rt.which(b)}
+            files.update(MODE_FILES.get(mode, {}))
+        missing = {b: p for b, p in wanted.items() if not rt.which(b)}
+        missing.update((f, p) for f, p in files.items()
+                       if not os.path.exists(f))
+        return dict(sorted(missing.items()))
 
     def preflight(self):
         if os.geteuid() != 0:
@@ -142,7 +155,8 @@ class Lab:
         missing = self.missing_binaries()
         if missing:
             raise rt.LabError(
-                'missing binaries: %s; install the packages: %s' % (
+                'missing binaries or plug-ins: %s; install the packages: '
+                '%s' % (
                     ', '.join(sorted(missing)),
                     ' '.join(sorted(set(missing.values())))))
         if any(m in self.modes for m in ('shared', 'shared-nolock')) and \
@@ -461,6 +475,9 @@ class Lab:
             out['gluster'] = self.storage.gluster_status()
             ok = ok and out['gluster']['glusterd_pid'] is not None and \
                 bool(out['gluster']['host_mount'])
+        if 'nfs' in self.modes:
+            out['nfs'] = self.storage.nfs_status()
+            ok = ok and out['nfs']['answers']
         out['up'] = bool(ok)
         return out
 
@@ -476,8 +493,8 @@ def format_status(status):
             info['libvirtd_pid'], info['libvirtd_answers'], info['uri']))
         lines.append('     storage: %s' % ', '.join(
             '%s=%s' % kv for kv in info['storage'].items()))
-    if 'gluster' in status:
-        g = status['gluster']
-        lines.append('  gluster %s' % ', '.join('%s=%s' % kv
-                                                for kv in g.items()))
+    for server in ('gluster', 'nfs'):
+        if server in status:
+            lines.append('  %s %s' % (server, ', '.join(
+                '%s=%s' % kv for kv in status[server].items())))
     return '\n'.join(lines)

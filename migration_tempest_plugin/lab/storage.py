@@ -1,4 +1,4 @@
-"""The lab's three storage modes, each at the same path inside both nodes.
+"""The lab's four storage modes, each at the same path inside both nodes.
 
 ``local``
     A folder per node, bound at /srv/lab/local.  What a node writes there
@@ -23,6 +23,16 @@
     locks to itself, so neither QEMU sees the other's image lock (as NFSv3
     with ``nolock``, or QEMU before 2.10), and libvirt does not consider it
     shared.  This is the mode where copying a disk over itself can happen.
+
+``nfs``
+    The seed's NFS for real: NFSv3 served by ``nfs-ganesha`` (VFS backend,
+    with ``rpcbind``) in the storage sandbox, and QEMU's own NFS client
+    (libnfs, from ``qemu-block-extra``) on the nodes: the disk is a libvirt
+    network disk, ``nfs://10.254.0.253/srv/lab/nfs/...``.  libnfs speaks
+    NFSv3 and takes no locks.  The export's folder is also bound at the
+    same path in each node, as nova's instances path on an NFS mount is on
+    every host: libvirt checks that path on the destination, and QEMU never
+    uses it (its I/O goes over NFS).
 """
 
 import contextlib
@@ -58,13 +68,22 @@ GLUSTER_VOLUME_OPTIONS = (
     ('nfs.disable', 'on'),
 )
 
-# Inside the gluster sandbox: (folder under <state>/gluster, target).
+# Inside the storage sandbox: (folder under <state>/gluster, target).
 GLUSTER_BINDS = (
     ('run', '/run'),
     ('lib', '/var/lib/glusterd'),
     ('etc', '/etc/glusterfs'),
     ('log', '/var/log/glusterfs'),
+    ('srv', MOUNT_BASE),
 )
+# The modes served by the storage sandbox.
+SERVED_MODES = ('shared', 'nfs')
+
+NFS_ADDRESS = GLUSTER_ADDRESS   # ganesha runs in the same storage sandbox
+NFS_PORT = 2049
+MOUNTD_PORT = 20048
+RPCBIND_KEY = 'rpcbind'
+GANESHA_KEY = 'ganesha'
 
 
 class StorageError(errors.Error, ValueError):
@@ -110,6 +129,21 @@ def nolock_dir(lab):
     return os.path.join(lab.state_dir, 'storage', 'shared-nolock')
 
 
+def nfs_dir(lab):
+    return os.path.join(lab.state_dir, 'storage', 'nfs')
+
+
+def ganesha_dir(lab):
+    return os.path.join(lab.state_dir, 'gluster', 'ganesha')
+
+
+def nfs_url(relpath):
+    """QEMU's URL of a file of the ``nfs`` mode (NFSv3 mounts the export's
+    real path)."""
+    return 'nfs://%s%s' % (NFS_ADDRESS, os.path.join(
+        storage_path('nfs'), relative_path('nfs', relpath)))
+
+
 def gluster_host_mount(lab):
     return os.path.join(lab.state_dir, 'mnt', 'shared')
 
@@ -128,6 +162,8 @@ def host_path(lab, node, mode, relpath=''):
         base = local_dir(lab, node)
     elif mode == 'shared-nolock':
         base = nolock_dir(lab)
+    elif mode == 'nfs':
+        base = nfs_dir(lab)
     else:
         base = gluster_host_mount(lab)
         if _host_mount_type(base) != 'fuse.glusterfs':
@@ -155,22 +191,41 @@ def node_binds(lab, node):
     binds = [(os.path.join(node.dir, 'srv'), MOUNT_BASE)]
     if 'local' in lab.modes:
         binds.append((local_dir(lab, node), storage_path('local')))
+    if 'nfs' in lab.modes:
+        binds.append((nfs_dir(lab), storage_path('nfs')))
     return binds
 
 
 def gluster_binds(lab, sandbox):
+    """The storage sandbox's binds: glusterd's folders, a private /run
+    (rpcbind's and ganesha's sockets and pid files too) and the NFS
+    export at its in-node path."""
     for sub, _dst in GLUSTER_BINDS:
         os.makedirs(os.path.join(sandbox.dir, sub), exist_ok=True)
-    os.makedirs(os.path.join(sandbox.dir, 'run', 'gluster'), exist_ok=True)
+    for sub in ('run/gluster', 'run/ganesha', 'ganesha/recovery'):
+        os.makedirs(os.path.join(sandbox.dir, sub), exist_ok=True)
     with open(os.path.join(sandbox.dir, 'etc', 'glusterd.vol'), 'w') as f:
         f.write(render_glusterd_vol())
-    return [(os.path.join(sandbox.dir, sub), dst)
-            for sub, dst in GLUSTER_BINDS]
+    binds = [(os.path.join(sandbox.dir, sub), dst)
+             for sub, dst in GLUSTER_BINDS]
+    if 'nfs' in lab.modes:
+        export = os.path.join(sandbox.dir, 'srv',
+                              os.path.relpath(storage_path('nfs'),
+                                              MOUNT_BASE))
+        os.makedirs(export, exist_ok=True)
+        binds.append((nfs_dir(lab), storage_path('nfs')))
+    return binds
+
+
+def ganesha_conf(lab):
+    return os.path.join(ganesha_dir(lab), 'ganesha.conf')
 
 
 def host_dirs_needed(modes):
     """Folders that must exist on the host for a bind mount over them."""
-    return [dst for _s, dst in GLUSTER_BINDS] if 'shared' in modes else []
+    if not any(m in modes for m in SERVED_MODES):
+        return []
+    return [dst for _s, dst in GLUSTER_BINDS]
 
 
 # -- pure renderers -------------------------------------------------------
@@ -194,6 +249,42 @@ def render_glusterd_vol(port=GLUSTERD_PORT, base_port=GLUSTER_BASE_PORT,
         '    option max-port %d' % max_port,
         'end-volume',
     ]) + '\n'
+
+
+def render_ganesha_conf(address, export, recovery_root):
+    """NFSv3 only, over TCP, on the storage sandbox's address; no NLM (no
+    locks: the seed's NFS), root not squashed (the lab's QEMU runs as
+    root).  ganesha keeps NFSv4 recovery state even so: under the state
+    folder, not /var/lib/nfs."""
+    return """NFS_CORE_PARAM {
+    Protocols = 3;
+    Bind_addr = %(address)s;
+    NFS_Port = %(nfs_port)d;
+    MNT_Port = %(mnt_port)d;
+    Enable_NLM = false;
+    Enable_RQUOTA = false;
+    Enable_UDP = false;
+    mount_path_pseudo = false;
+}
+NFSv4 {
+    Graceless = true;
+    RecoveryBackend = fs;
+    RecoveryRoot = %(recovery)s;
+}
+EXPORT {
+    Export_Id = 1;
+    Path = %(export)s;
+    Pseudo = /export;
+    Protocols = 3;
+    Transports = TCP;
+    Access_Type = RW;
+    Squash = No_Root_Squash;
+    SecType = sys;
+    Disable_ACL = true;
+    FSAL { Name = VFS; }
+}
+""" % {'address': address, 'nfs_port': NFS_PORT, 'mnt_port': MOUNTD_PORT,
+       'recovery': recovery_root, 'export': export}
 
 
 def gluster_cli(*args):
@@ -295,6 +386,58 @@ class Storage:
         rt.wait_for('the gluster brick to come online', brick_online,
                     60, alive, interval=0.5)
 
+    # nfs ---------------------------------------------------------------------
+
+    def _rpc_answers(self, program):
+        """rpcinfo's null call to an RPC program (v3, TCP) on the server."""
+        return self.lab.gluster.run(
+            ['rpcinfo', '-T', 'tcp', NFS_ADDRESS, program, '3'],
+            check=False, timeout=15).returncode == 0
+
+    def _nfs_up(self, say):
+        lab, gl = self.lab, self.lab.gluster
+        os.makedirs(nfs_dir(lab), exist_ok=True)
+        if not lab.procs.pid(RPCBIND_KEY):
+            say('rpcbind at %s' % gl.address)
+            # ganesha registers with the portmapper, and QEMU's libnfs finds
+            # mountd and nfsd only through it.
+            gl.spawn(RPCBIND_KEY, ['rpcbind', '-f', '-w'],
+                     os.path.join(lab.log_dir, 'rpcbind.out'))
+            rt.wait_for('rpcbind to answer', lambda: gl.run(
+                ['rpcinfo', '-p', NFS_ADDRESS], check=False,
+                timeout=15).returncode == 0, 30, interval=0.2)
+        if lab.procs.pid(GANESHA_KEY) and self._rpc_answers('nfs'):
+            return
+        say('nfs-ganesha (NFSv3) at %s, export %s' % (
+            gl.address, storage_path('nfs')))
+        recovery = os.path.join(ganesha_dir(lab), 'recovery')
+        os.makedirs(recovery, exist_ok=True)
+        rt.write_file(ganesha_conf(lab), render_ganesha_conf(
+            NFS_ADDRESS, storage_path('nfs'), recovery))
+        log = os.path.join(ganesha_dir(lab), 'ganesha.log')
+        gl.spawn(GANESHA_KEY, ['ganesha.nfsd', '-F', '-L', log,
+                               '-f', ganesha_conf(lab),
+                               '-p', '/run/ganesha/ganesha.pid'],
+                 os.path.join(lab.log_dir, 'ganesha.out'))
+
+        def alive():
+            if not lab.procs.pid(GANESHA_KEY):
+                raise rt.LabError('nfs-ganesha did not start: %s' % (
+                    rt.one_line(rt.tail(log, 12), 600)))
+        rt.wait_for('nfs-ganesha to answer (nfs and mountd)',
+                    lambda: self._rpc_answers('nfs')
+                    and self._rpc_answers('mountd'), 60, alive,
+                    interval=0.3)
+
+    def nfs_status(self):
+        lab = self.lab
+        ganesha = lab.procs.pid(GANESHA_KEY)
+        return {'address': NFS_ADDRESS,
+                'rpcbind_pid': lab.procs.pid(RPCBIND_KEY),
+                'ganesha_pid': ganesha,
+                'answers': bool(ganesha and lab.gluster.ready()
+                                and self._rpc_answers('nfs'))}
+
     def _wait_mount(self, what, mount_type, key, log):
 
         def alive():
@@ -349,6 +492,8 @@ class Storage:
                 self._node_fuse(node, 'shared', 'glusterfs-' + node.name,
                                 glusterfs_client_argv(storage_path('shared'),
                                                       log), log, say)
+        if 'nfs' in lab.modes:
+            self._nfs_up(say)
         if 'shared-nolock' in lab.modes:
             for node in lab.nodes:
                 log = os.path.join(lab.log_dir, 'bindfs-%s.log' % node.name)
@@ -405,6 +550,11 @@ class Storage:
                     (fstype or '').startswith('fuse')
                     and self.lab.procs.pid(daemons[mode] + node.name)):
                 fstype = None
+            if mode == 'nfs':
+                # QEMU reaches the disks over NFS; the bind only serves
+                # libvirt's path checks.
+                fstype = 'nfs3 (libnfs)' if fstype and self.lab.procs.pid(
+                    GANESHA_KEY) else None
             out[mode] = fstype
         return out
 

@@ -128,6 +128,17 @@ class TestSafetyRules(testtools.TestCase):
             self.assertEqual(flags.Outcome.DATA_AT_RISK, result.outcome)
             self.assertIn('1499041', result.reason)
 
+    def test_nfs_copy_onto_itself_is_data_at_risk(self):
+        for copy in ('NON_SHARED_INC', 'NON_SHARED_DISK'):
+            result = self.expect('LIVE|PEER2PEER|' + copy, 'nfs')
+            self.assertEqual(flags.Outcome.DATA_AT_RISK, result.outcome)
+        for text in ('LIVE|PEER2PEER', 'LIVE|PEER2PEER|UNSAFE'):
+            self.assertEqual(flags.Outcome.INTACT,
+                             self.expect(text, 'nfs').outcome)
+        # Tunnelled with a disk copy: libvirt refuses before any copy.
+        self.assertEqual(flags.Outcome.REFUSED_BY_LIBVIRT, self.expect(
+            'LIVE|PEER2PEER|TUNNELLED|NON_SHARED_INC', 'nfs').outcome)
+
     def test_copy_onto_locked_shared_file_refused(self):
         result = self.expect('LIVE|PEER2PEER|NON_SHARED_INC', 'shared')
         self.assertEqual(flags.Outcome.REFUSED_BY_LIBVIRT, result.outcome)
@@ -176,5 +187,7 @@ class TestSafetyRules(testtools.TestCase):
             self.assertIn(words, result.message, text)
 
     def test_storage_aliases_and_errors(self):
-        self.assertIs(flags.Storage.SHARED, flags.Storage.parse('NFS'))
+        self.assertIs(flags.Storage.NFS, flags.Storage.parse('NFS'))
+        self.assertIs(flags.Storage.SHARED_NOLOCK,
+                      flags.Storage.parse('nfs-nolock'))
         self.assertRaises(flags.FlagError, flags.Storage.parse, 'ceph')

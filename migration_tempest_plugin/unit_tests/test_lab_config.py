@@ -140,7 +140,7 @@ class TestStoragePaths(testtools.TestCase):
         self.lab = nodes.Lab(self.state)
 
     def test_same_path_in_both_nodes(self):
-        self.assertEqual(('local', 'shared', 'shared-nolock'),
+        self.assertEqual(('local', 'shared', 'shared-nolock', 'nfs'),
                          flags.STORAGE_MODES)
         for mode in flags.STORAGE_MODES:
             self.assertEqual('/srv/lab/' + mode, nodes.storage_path(mode))
@@ -148,7 +148,8 @@ class TestStoragePaths(testtools.TestCase):
                              self.lab.storage_path(mode))
             self.assertEqual(nodes.storage_path(mode),
                              self.lab.nodes[1].storage_path(mode))
-        self.assertRaises(storage.StorageError, storage.storage_path, 'nfs')
+        self.assertRaises(storage.StorageError, storage.storage_path,
+                          'nfs4')
 
     def test_nodes(self):
         n1, n2 = self.lab.nodes
@@ -202,7 +203,7 @@ class TestStoragePaths(testtools.TestCase):
 
     def test_unknown_mode_refused_at_construction(self):
         self.assertRaises(storage.StorageError, nodes.Lab, self.state,
-                          modes=('nfs',))
+                          modes=('nfs4',))
 
     def test_node_binds_cover_libvirt_state(self):
         targets = [dst for _src, dst in self.lab.nodes[0].binds()]
@@ -220,7 +221,12 @@ class TestStoragePaths(testtools.TestCase):
     def test_gluster_sandbox_binds(self):
         binds = dict((dst, src) for src, dst in self.lab.gluster.binds())
         self.assertEqual({'/run', '/var/lib/glusterd', '/etc/glusterfs',
-                          '/var/log/glusterfs'}, set(binds))
+                          '/var/log/glusterfs', '/srv', '/srv/lab/nfs'},
+                         set(binds))
+        # The export is the same folder the nodes see at the same path.
+        self.assertEqual(storage.nfs_dir(self.lab), binds['/srv/lab/nfs'])
+        self.assertIn((storage.nfs_dir(self.lab), '/srv/lab/nfs'),
+                      self.lab.nodes[1].binds())
         with open(os.path.join(binds['/etc/glusterfs'],
                                'glusterd.vol')) as f:
             self.assertIn('listen-port 24007', f.read())
