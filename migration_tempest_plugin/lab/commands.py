@@ -381,7 +381,7 @@ def add_commands(sub):
                                     'forth, checked after every round')
     _common(p, matrix=False)
     _guest_and_migration(p)
-    p.add_argument('--storage', action='append', choices=('local', 'shared'),
+    p.add_argument('--storage', action='append', choices=soak.SOAK_STORAGES,
                    help='storage modes to soak, side by side (repeatable; '
                         'default both)')
     p.add_argument('--rounds', type=int, default=100,

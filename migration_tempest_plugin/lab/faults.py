@@ -69,9 +69,9 @@ class Fault:
             except Exception as exc:  # reported, not raised in the monitor
                 notes.append('the fault could not be injected: %s' % exc)
         try:
-            outcome = runner._migrate(case, inst, dom, dst_conn,
-                                      on_stats=on_stats,
-                                      bandwidth_mib=FAULT_BANDWIDTH_MIB)
+            outcome = runner.migrate(case, inst, dom, dst_conn,
+                                     on_stats=on_stats,
+                                     bandwidth_mib=FAULT_BANDWIDTH_MIB)
         finally:
             self.restore(runner)
         outcome['fired'] = fired.is_set()
@@ -80,7 +80,7 @@ class Fault:
             outcome['migrated'] or destination_clean(runner, inst))
         if self.retry and not outcome['migrated']:
             first = outcome
-            outcome = runner._migrate(case, inst, dom, dst_conn)
+            outcome = runner.migrate(case, inst, dom, dst_conn)
             outcome.update(fired=first['fired'], note=first['note'],
                            first_error=first['error'],
                            destination_clean=first['destination_clean'])
@@ -107,7 +107,7 @@ class Fault:
 def destination_clean(runner, inst):
     """True once the destination no longer knows the guest (its libvirtd
     cleans up an incoming migration that failed)."""
-    conn = runner._connect(runner.dst)   # a fresh one: the fault may have
+    conn = runner.connect(runner.dst)   # a fresh one: the fault may have
     try:                                 # broken the old connection
 
         def gone():

@@ -16,6 +16,7 @@ from migration_tempest_plugin import flags
 from migration_tempest_plugin.integrity import checker
 from migration_tempest_plugin.integrity import history as historylib
 from migration_tempest_plugin.lab import instance as instancelib
+from migration_tempest_plugin import runtime as rt
 
 LOG = logging.getLogger(__name__)
 
@@ -120,15 +121,17 @@ def all_cases(storages=flags.STORAGE_MODES, only=None):
 
 def control_cases():
     """The project's proof that the oracle sees what it must see: the seed's
-    data loss on storage without cross-host locks, and nova's own sets
-    intact on the storage they are meant for."""
+    data loss on storage without cross-host locks (bindfs, and NFSv3 for
+    real), and nova's own sets intact on the storage they are meant for."""
     by_name = {fs.name: fs for fs in flag_sets()}
     return [
         Case('shared-nolock', by_name['nova-block'], control='loss'),
         Case('shared-nolock', by_name['raw-non-shared-disk'],
              control='loss'),
+        Case('nfs', by_name['nova-block'], control='loss'),
         Case('local', by_name['nova-block'], control='intact'),
         Case('shared', by_name['nova-live'], control='intact'),
+        Case('nfs', by_name['nova-live'], control='intact'),
     ]
 
 
@@ -241,7 +244,7 @@ class CaseRunner(object):
             for node in probe.nodes_with_own_files():
                 probe.ensure_base(node)
 
-    def _connect(self, node):
+    def connect(self, node):
         return self.libvirt.open(node.uri)
 
     def run(self, case):
@@ -249,60 +252,52 @@ class CaseRunner(object):
         expectation = case.expectation()
         inst = instancelib.Instance(self.lab, case.storage, self.guest,
                                     self.layout, console_dir=self.consoles)
-        src_conn = self._connect(self.src)
-        dst_conn = self._connect(self.dst)
+        src_conn = self.connect(self.src)
+        dst_conn = self.connect(self.dst)
         outcome = {}
         try:
             inst.create_disk(self.src)
             dom = src_conn.createXML(inst.domain_xml(), 0)
-            self._wait_acks(inst, self.settings.acks_before,
-                            self.settings.boot_timeout_s, 'boot')
+            self.wait_acks(inst, self.settings.acks_before,
+                           self.settings.boot_timeout_s, 'boot')
             boot_s = time.monotonic() - started
-            acks_at_start = self._ack_count(inst)
+            acks_at_start = self.ack_count(inst)
             if case.flag_set.paused:
                 dom.suspend()
             if case.fault:
                 outcome = case.fault.run(self, case, inst, dom, dst_conn)
             else:
-                outcome = self._migrate(case, inst, dom, dst_conn)
+                outcome = self.migrate(case, inst, dom, dst_conn)
             outcome['boot_s'] = boot_s
-            acks_at_end = self._ack_count(inst)
+            acks_at_end = self.ack_count(inst)
             here = dst_conn if outcome['migrated'] else src_conn
             dom = here.lookupByUUIDString(inst.uuid)
             if case.flag_set.paused:
                 dom.resume()
             # The guest must go on writing where it now runs.
             try:
-                self._wait_acks(inst, acks_at_end + self.settings.acks_after,
-                                30, 'writing after the migration')
+                self.wait_acks(inst, acks_at_end + self.settings.acks_after,
+                               30, 'writing after the migration')
             except CaseError as exc:
                 if dom.isActive():   # running, yet silent: not a verdict
                     raise CaseError('%s; the domain is %s' % (
-                        exc, self._state_text(dom))) from exc
+                        exc, self.state_text(dom))) from exc
                 # The stack stopped the guest: judge its disk all the same.
                 outcome['stopped'] = ('the guest was stopped after the '
                                       'migration (domain %s)'
-                                      % self._state_text(dom))
+                                      % self.state_text(dom))
             if dom.isActive():
                 dom.destroy()
             node = self.dst if (outcome['migrated']
                                 and case.storage == 'local') else self.src
             verify_started = time.monotonic()
-            raw = inst.flatten(node, os.path.join(self.work_dir,
-                                                  inst.name + '.raw'))
-            try:
-                with open(raw, 'rb') as f:
-                    image = f.read()
-            finally:
-                os.unlink(raw)
-            history = historylib.parse(inst.console_text())
-            report = checker.check(history, image)
+            report, _evidence = self.judge(inst, node)
             verify_s = time.monotonic() - verify_started
         except CaseError as exc:
             return self._result(case, expectation, 'ERROR', str(exc),
                                 started, outcome)
         finally:
-            self._destroy_everywhere(inst, (src_conn, dst_conn))
+            self.destroy_everywhere(inst, (src_conn, dst_conn))
             inst.remove_files()
             src_conn.close()
             dst_conn.close()
@@ -357,10 +352,33 @@ class CaseRunner(object):
             finding='' if agrees else finding_text(expectation, verdict,
                                                    message))
 
+    def judge(self, inst, node, evidence_dir=None):
+        """Read the guest's disk on `node` (where a host running it would
+        read it) and let the oracle judge it against the console.  Returns
+        (report, evidence): a verdict other than INTACT keeps the flattened
+        disk and the console under `evidence_dir` when one is given."""
+        raw = inst.flatten(node, os.path.join(self.work_dir,
+                                              inst.name + '.raw'))
+        console = inst.console_text()
+        try:
+            with open(raw, 'rb') as f:
+                report = checker.check(historylib.parse(console), f.read())
+            if report.verdict == 'INTACT' or not evidence_dir:
+                return report, []
+            os.makedirs(evidence_dir, exist_ok=True)
+            evidence = [os.path.join(evidence_dir, 'disk.raw'),
+                        os.path.join(evidence_dir, 'console.log')]
+            os.replace(raw, evidence[0])
+            rt.write_file(evidence[1], console)
+            return report, evidence
+        finally:
+            if os.path.exists(raw):
+                os.unlink(raw)
+
     # -- the nemesis ------------------------------------------------------
 
-    def _migrate(self, case, inst, dom, dst_conn, dst=None, on_stats=None,
-                 bandwidth_mib=None):
+    def migrate(self, case, inst, dom, dst_conn, dst=None, on_stats=None,
+                bandwidth_mib=None):
         """Migrate `dom` to `dst` (the second node unless told); return the
         outcome: migrated, error, seconds, post_copy, bytes, downtime.
         `on_stats(stats)` sees every sample of the source's job statistics
@@ -461,7 +479,7 @@ class CaseRunner(object):
         outcome['disk_bytes'] = max(outcome.get('disk_bytes', 0),
                                     int(stats.get('disk_processed', 0)))
 
-    def _state_text(self, dom):
+    def state_text(self, dom):
         """libvirt's state and reason of `dom`, by name where known."""
         lv = self.libvirt
         try:
@@ -475,10 +493,10 @@ class CaseRunner(object):
 
     # -- the guest's console ------------------------------------------------
 
-    def _ack_count(self, inst):
+    def ack_count(self, inst):
         return historylib.ack_count(inst.console_text())
 
-    def _wait_acks(self, inst, count, timeout, what):
+    def wait_acks(self, inst, count, timeout, what):
         def written():
             text = inst.console_text()
             fatal = historylib.fatal_line(text)
@@ -488,10 +506,10 @@ class CaseRunner(object):
         if test_utils.call_until_true(written, timeout, 0.1):
             return
         raise CaseError('guest wrote %d of %d acknowledged blocks within '
-                        '%ds (%s)' % (self._ack_count(inst), count, timeout,
+                        '%ds (%s)' % (self.ack_count(inst), count, timeout,
                                       what))
 
-    def _destroy_everywhere(self, inst, conns):
+    def destroy_everywhere(self, inst, conns):
         for conn in conns:
             try:
                 dom = conn.lookupByUUIDString(inst.uuid)

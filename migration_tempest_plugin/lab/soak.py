@@ -13,15 +13,13 @@ import os
 import time
 
 from migration_tempest_plugin import flags
-from migration_tempest_plugin.integrity import checker
-from migration_tempest_plugin.integrity import history as historylib
 from migration_tempest_plugin.lab import instance as instancelib
 from migration_tempest_plugin.lab import matrix
 
 # Storage modes where nova's own set is expected to move the guest: on
 # shared-nolock libvirt refuses nova's live set (it does not know bindfs
 # as shared), so there is nothing to soak there.
-SOAK_STORAGES = ('local', 'shared')
+SOAK_STORAGES = ('local', 'shared', 'nfs')
 
 
 @dataclasses.dataclass
@@ -84,18 +82,18 @@ class Soak(object):
         inst = instancelib.Instance(r.lab, self.storage, r.guest, r.layout,
                                     console_dir=r.consoles)
         nodes = list(r.lab.nodes)
-        conns = [r._connect(n) for n in nodes]
+        conns = [r.connect(n) for n in nodes]
         started = time.monotonic()
         try:
             inst.create_disk(nodes[0])
             dom = conns[0].createXML(inst.domain_xml(), 0)
-            r._wait_acks(inst, r.settings.acks_before,
-                         r.settings.boot_timeout_s, 'boot')
+            r.wait_acks(inst, r.settings.acks_before,
+                        r.settings.boot_timeout_s, 'boot')
             here = 0
             for n in range(self.rounds):
                 there = 1 - here
-                outcome = r._migrate(self.case, inst, dom, conns[there],
-                                     dst=nodes[there])
+                outcome = r.migrate(self.case, inst, dom, conns[there],
+                                    dst=nodes[there])
                 if not outcome['migrated']:
                     raise matrix.CaseError('round %d: %s -> %s refused: %s'
                                            % (n + 1, nodes[here].name,
@@ -123,7 +121,7 @@ class Soak(object):
             result.verdict, result.message = 'ERROR', str(exc)
         finally:
             result.seconds = time.monotonic() - started
-            r._destroy_everywhere(inst, conns)
+            r.destroy_everywhere(inst, conns)
             inst.remove_files()
             for conn in conns:
                 conn.close()
@@ -134,28 +132,13 @@ class Soak(object):
         acknowledged write, resume it.  A round that is not INTACT keeps
         the disk and the console as they were, for a person to read."""
         r = self.runner
-        r._wait_acks(inst, r._ack_count(inst) + r.settings.acks_after, 30,
-                     'writing after the migration')
+        r.wait_acks(inst, r.ack_count(inst) + r.settings.acks_after, 30,
+                    'writing after the migration')
         dom.suspend()
         try:
-            raw = os.path.join(r.work_dir, inst.name + '.raw')
-            # Read where the guest runs, as nova's host would: another
-            # node's GlusterFS client may still serve stale pages of a
-            # file the paused guest's node has written.
-            inst.flatten(node, raw)
-            console = inst.console_text()
-            with open(raw, 'rb') as f:
-                report = checker.check(historylib.parse(console), f.read())
-            if report.verdict == 'INTACT':
-                os.unlink(raw)
-                return report
-            folder = os.path.join(r.work_dir, 'soak-evidence', inst.name)
-            os.makedirs(folder, exist_ok=True)
-            result.evidence = [os.path.join(folder, 'disk.raw'),
-                               os.path.join(folder, 'console.log')]
-            os.replace(raw, result.evidence[0])
-            with open(result.evidence[1], 'w') as f:
-                f.write(console)
+            report, evidence = r.judge(inst, node, os.path.join(
+                r.work_dir, 'soak-evidence', inst.name))
+            result.evidence = evidence
             return report
         finally:
             dom.resume()

@@ -52,7 +52,9 @@ class TestMatrix(testtools.TestCase):
         controls = matrix.control_cases()
         loss = [c for c in controls if c.control == 'loss']
         intact = [c for c in controls if c.control == 'intact']
-        self.assertEqual({'shared-nolock'}, {c.storage for c in loss})
+        self.assertEqual({'shared-nolock', 'nfs'}, {c.storage for c in loss})
+        self.assertEqual({'local', 'shared', 'nfs'},
+                         {c.storage for c in intact})
         for case in loss:
             self.assertEqual(flags.Outcome.DATA_AT_RISK,
                              case.expectation().outcome)
