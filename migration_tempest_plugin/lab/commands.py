@@ -15,6 +15,7 @@ from migration_tempest_plugin import flags
 from migration_tempest_plugin.integrity import bench
 from migration_tempest_plugin.integrity import blocks
 from migration_tempest_plugin.integrity import guest as guestlib
+from migration_tempest_plugin.lab import disks
 from migration_tempest_plugin.lab import faults
 from migration_tempest_plugin.lab import matrix
 from migration_tempest_plugin.lab import nodes
@@ -96,7 +97,10 @@ def _cases(args):
         return matrix.control_cases() * args.repeat
     storages = args.storage or flags.STORAGE_MODES
     cases = [] if args.faults else matrix.all_cases(storages, args.only)
-    cases += [c for c in faults.fault_cases() if c.storage in storages
+    extra = faults.fault_cases()
+    if not args.faults:
+        extra = disks.disk_cases() + extra
+    cases += [c for c in extra if c.storage in storages
               and (not args.only or any(w in c.id for w in args.only))]
     return cases * args.repeat
 
@@ -123,7 +127,7 @@ def run_cases(args, lab, cases):
         except Exception as exc:  # a harness failure is this case's ERROR
             return runner.error_result(case, exc)
 
-    runner.prepare({case.storage for case in cases})
+    runner.prepare(cases)
     alone = [n for n, case in enumerate(cases) if case.exclusive]
     side_by_side = [n for n in range(len(cases)) if n not in alone]
     say('lab: %d cases, %d at a time (%d of them alone: they disturb the '
@@ -297,13 +301,13 @@ def cmd_soak(args):
 
     def body(lab):
         runner = make_runner(args, lab)
-        runner.prepare(storages)
+        soaks = [soak.Soak(runner, storage, args.rounds, progress=say)
+                 for storage in storages]
+        runner.prepare([s.case for s in soaks])
         say('soak: %d rounds on %s, side by side' % (
             args.rounds, ', '.join(storages)))
         with futures.ThreadPoolExecutor(len(storages)) as pool:
-            results = list(pool.map(
-                lambda storage: soak.Soak(runner, storage, args.rounds,
-                                          progress=say).run(), storages))
+            results = list(pool.map(lambda s: s.run(), soaks))
         say('')
         for result in results:
             say(result.summary())

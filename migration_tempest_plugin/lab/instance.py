@@ -27,40 +27,51 @@ class Instance(object):
     """Files and domain definition of one guest on one storage mode."""
 
     def __init__(self, lab, storage, guest, layout, cmdline_extra='',
-                 console_dir=None):
+                 console_dir=None, cache='none', base_storage=None):
         self.lab = lab
         self.storage = storage
         self.guest = guest
         self.layout = layout
+        self.cache = cache
+        # nova's image cache (_base) may sit on other storage than the
+        # instance disks: a shared base under local overlays.
+        self.base_storage = base_storage or storage
         self.uuid = str(uuidlib.uuid4())
         self.name = 'mtp-%s' % self.uuid[:8]
         self.instances_path = lab.storage_path(storage)
         self.disk_rel = '%s/disk' % self.uuid
         self.base_rel = '_base/%s' % base_name(layout.image_id)
         self.disk = os.path.join(self.instances_path, self.disk_rel)
-        self.base = os.path.join(self.instances_path, self.base_rel)
+        self.base = os.path.join(lab.storage_path(self.base_storage),
+                                 self.base_rel)
         self.console_log = os.path.join(console_dir, '%s.log' % self.name)
         self.cmdline_extra = cmdline_extra
 
-    def _qemu_name(self, relpath):
-        """How QEMU names a file of this instance: its path in the node, or
+    def _qemu_name(self, storage, relpath):
+        """How QEMU names a file of `storage`: its path in the node, or
         its URL on the nfs mode."""
-        if self.storage == 'nfs':
+        if storage == 'nfs':
             return storagelib.nfs_url(relpath)
-        return os.path.join(self.instances_path, relpath)
+        return os.path.join(self.lab.storage_path(storage), relpath)
 
     # -- files ------------------------------------------------------------
 
-    def nodes_with_own_files(self):
-        """Nodes whose view of the instances path is their own copy."""
-        if self.storage == 'local':
+    def _nodes_with_own(self, storage):
+        if storage == 'local':
             return list(self.lab.nodes)
         return [self.lab.nodes[0]]  # one file, seen by both
+
+    def nodes_with_own_files(self):
+        """Nodes whose view of the instances path is their own copy."""
+        return self._nodes_with_own(self.storage)
+
+    def nodes_with_own_base(self):
+        return self._nodes_with_own(self.base_storage)
 
     def ensure_base(self, node):
         """Write the pristine base image where `node` will look for it,
         once per layout (nova's image cache does the same)."""
-        path = node.host_path(self.storage, self.base_rel)
+        path = node.host_path(self.base_storage, self.base_rel)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         guestlib.write_base_disk(path, self.layout.static_count,
                                  self.layout.work_count, self.layout.image_id)
@@ -68,11 +79,12 @@ class Instance(object):
     def create_disk(self, node):
         """The qcow2 overlay, created inside the node as nova-compute would
         (for a block migration nova pre-creates it on the destination)."""
-        self.ensure_base(node)
+        if node in self.nodes_with_own_base():
+            self.ensure_base(node)
         node.run(['mkdir', '-p', os.path.dirname(self.disk)])
         node.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw',
-                  '-b', self._qemu_name(self.base_rel),
-                  self._qemu_name(self.disk_rel),
+                  '-b', self._qemu_name(self.base_storage, self.base_rel),
+                  self._qemu_name(self.storage, self.disk_rel),
                   str(self.layout.size_bytes)])
 
     def remove_files(self):
@@ -101,10 +113,10 @@ class Instance(object):
         else:
             source, kind = '<source file=%s/>' % q(self.disk), 'file'
         return """<disk type='{kind}' device='disk'>
-      <driver name='qemu' type='qcow2' cache='none'/>
+      <driver name='qemu' type='qcow2' cache={cache}/>
       {source}
       <target dev='vda' bus='virtio'/>
-    </disk>""".format(kind=kind, source=source)
+    </disk>""".format(kind=kind, source=source, cache=q(self.cache))
 
     def domain_xml(self):
         q = saxutils.escape

@@ -82,6 +82,7 @@ class Case:
     flag_set: FlagSet
     control: str = ''   # 'loss' or 'intact' when this case is a control
     fault: object = None    # a faults.Fault injected during the migration
+    disks: object = None    # a disks.DiskSetup other than the default
 
     @property
     def id(self):
@@ -89,8 +90,15 @@ class Case:
 
     @property
     def name(self):
-        return self.flag_set.name + ('+' + self.fault.name if self.fault
-                                     else '')
+        return self.flag_set.name + ''.join(
+            '+' + extra.name for extra in (self.disks, self.fault) if extra)
+
+    def instance_options(self):
+        """Keyword arguments of instance.Instance for this case's disk."""
+        if not self.disks:
+            return {}
+        return {'cache': self.disks.cache,
+                'base_storage': self.disks.base_storage or self.storage}
 
     @property
     def flags(self):
@@ -105,6 +113,8 @@ class Case:
     def expectation(self):
         if self.fault:
             return self.fault.expectation
+        if self.disks:
+            return self.disks.expectation
         return flags.expect(self.flags, self.storage)
 
 
@@ -235,13 +245,20 @@ class CaseRunner(object):
         os.makedirs(self.consoles, exist_ok=True)
         self.src, self.dst = lab.nodes[0], lab.nodes[1]
 
-    def prepare(self, storages):
+    def instance(self, case):
+        return instancelib.Instance(self.lab, case.storage, self.guest,
+                                    self.layout, console_dir=self.consoles,
+                                    **case.instance_options())
+
+    def prepare(self, cases):
         """Write the base images once, before cases run side by side."""
-        for storage in sorted(storages):
-            probe = instancelib.Instance(self.lab, storage, self.guest,
-                                         self.layout,
-                                         console_dir=self.consoles)
-            for node in probe.nodes_with_own_files():
+        done = set()
+        for case in cases:
+            probe = self.instance(case)
+            if probe.base_storage in done:
+                continue
+            done.add(probe.base_storage)
+            for node in probe.nodes_with_own_base():
                 probe.ensure_base(node)
 
     def connect(self, node):
@@ -250,8 +267,7 @@ class CaseRunner(object):
     def run(self, case):
         started = time.monotonic()
         expectation = case.expectation()
-        inst = instancelib.Instance(self.lab, case.storage, self.guest,
-                                    self.layout, console_dir=self.consoles)
+        inst = self.instance(case)
         src_conn = self.connect(self.src)
         dst_conn = self.connect(self.dst)
         outcome = {}

@@ -13,7 +13,6 @@ import os
 import time
 
 from migration_tempest_plugin import flags
-from migration_tempest_plugin.lab import instance as instancelib
 from migration_tempest_plugin.lab import matrix
 
 # Storage modes where nova's own set is expected to move the guest: on
@@ -79,8 +78,7 @@ class Soak(object):
     def run(self):
         r = self.runner
         result = SoakResult(self.storage, self.rounds)
-        inst = instancelib.Instance(r.lab, self.storage, r.guest, r.layout,
-                                    console_dir=r.consoles)
+        inst = r.instance(self.case)
         nodes = list(r.lab.nodes)
         conns = [r.connect(n) for n in nodes]
         started = time.monotonic()

@@ -1,0 +1,61 @@
+"""Disk set-ups beside the matrix's default one.
+
+Every matrix case boots its guest on one qcow2 overlay with ``cache=none``
+whose base sits beside it on the same storage mode.  A case here changes
+one of those: the cache mode, or where the base image lives.  Each is a
+matrix case with its expected outcome written down before its first run,
+and where that expectation comes from.
+"""
+
+import dataclasses
+
+from migration_tempest_plugin import flags
+from migration_tempest_plugin.lab import matrix
+
+
+@dataclasses.dataclass(frozen=True)
+class DiskSetup:
+    name: str                    # added to the case's name
+    expectation: flags.Expectation
+    cache: str = 'none'          # the disk's <driver cache=...>
+    base_storage: str = ''       # the base image's mode, if not the disk's
+
+
+def disk_cases():
+    by_name = {fs.name: fs for fs in matrix.flag_sets()}
+    block, live = by_name['nova-block'], by_name['nova-live']
+    intact = flags.Outcome.INTACT
+    return [
+        # libvirt's qemuMigrationSrcIsSafe(): a file on a shared filesystem
+        # with a cache other than none/directsync is safe when QEMU can drop
+        # its page cache (QEMU >= 4.0, file-posix drop-cache); the source
+        # flushes when it hands the disk over, the destination drops what
+        # its host had cached.
+        matrix.Case('shared', live, disks=DiskSetup(
+            'writeback', flags.Expectation(
+                intact, 'cache=writeback on shared storage: libvirt allows '
+                'it because QEMU drops the page cache on the destination '
+                'when it takes the disk over (drop-cache, QEMU >= 4.0)'),
+            cache='writeback')),
+        matrix.Case('nfs', live, disks=DiskSetup(
+            'writeback', flags.Expectation(
+                intact, "a network disk is safe to libvirt whatever its "
+                "cache; QEMU's NFS client keeps no page cache, and the "
+                'source flushes before the destination takes over'),
+            cache='writeback')),
+        matrix.Case('local', block, disks=DiskSetup(
+            'writeback', flags.Expectation(
+                intact, 'the mirror reads through QEMU, which sees its own '
+                'cached writes; the copy goes to a separate file'),
+            cache='writeback')),
+        # nova's image cache on shared storage with local instance disks:
+        # NON_SHARED_INC copies only the top image ("sync: top"), and the
+        # destination's pre-created overlay reads the rest from the same
+        # base (libvirt-migration reference, section 3).
+        matrix.Case('local', block, disks=DiskSetup(
+            'shared-base', flags.Expectation(
+                intact, 'NON_SHARED_INC copies the overlay only; both hosts '
+                'read the one base on shared storage, which nobody '
+                'writes'),
+            base_storage='shared')),
+    ]
