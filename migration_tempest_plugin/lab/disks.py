@@ -2,7 +2,8 @@
 
 Every matrix case boots its guest on one qcow2 overlay with ``cache=none``
 whose base sits beside it on the same storage mode.  A case here changes
-one of those: the cache mode, or where the base image lives.  Each is a
+one of those: the cache mode, where the base image lives, or a second disk
+on other storage with the disks to copy chosen (``migrate_disks``).  Each is a
 matrix case with its expected outcome written down before its first run,
 and where that expectation comes from.
 """
@@ -19,6 +20,8 @@ class DiskSetup:
     expectation: flags.Expectation
     cache: str = 'none'          # the disk's <driver cache=...>
     base_storage: str = ''       # the base image's mode, if not the disk's
+    ephemeral_storage: str = ''  # a second disk (vdb) on this mode
+    copy: tuple = ()             # migrate_disks when copying (default vda)
 
 
 def disk_cases():
@@ -58,4 +61,21 @@ def disk_cases():
                 'read the one base on shared storage, which nobody '
                 'writes'),
             base_storage='shared')),
+        # Two disks, the writing one (vda) on shared storage and an empty
+        # one (vdb) on each host's own folder.  qemuMigrationSrcIsSafe()
+        # judges every disk that is not copied: a local one left out fails
+        # the check; named in migrate_disks, it is copied and the shared
+        # one is left alone.
+        matrix.Case('shared', live, disks=DiskSetup(
+            'local-vdb-left-out', flags.Expectation(
+                flags.Outcome.REFUSED_BY_LIBVIRT,
+                'vdb is on local storage and nothing copies it',
+                flags.UNSAFE_MESSAGE),
+            ephemeral_storage='local')),
+        matrix.Case('shared', block, disks=DiskSetup(
+            'local-vdb-copied', flags.Expectation(
+                intact, 'migrate_disks names vdb only: it is copied to the '
+                'copy nova pre-created, and vda stays on shared storage, '
+                'not copied onto itself'),
+            ephemeral_storage='local', copy=('vdb',))),
     ]

@@ -16,6 +16,7 @@ from migration_tempest_plugin.integrity import guest as guestlib
 from migration_tempest_plugin.lab import storage as storagelib
 
 GUEST_MEMORY_MIB = 128
+EPHEMERAL_MIB = 16
 
 
 def base_name(image_id):
@@ -27,7 +28,8 @@ class Instance(object):
     """Files and domain definition of one guest on one storage mode."""
 
     def __init__(self, lab, storage, guest, layout, cmdline_extra='',
-                 console_dir=None, cache='none', base_storage=None):
+                 console_dir=None, cache='none', base_storage=None,
+                 ephemeral_storage=None):
         self.lab = lab
         self.storage = storage
         self.guest = guest
@@ -44,6 +46,13 @@ class Instance(object):
         self.disk = os.path.join(self.instances_path, self.disk_rel)
         self.base = os.path.join(lab.storage_path(self.base_storage),
                                  self.base_rel)
+        # A second, empty disk (vdb; nova's ephemeral disk.local), on its
+        # own storage mode when asked for.
+        self.ephemeral_storage = ephemeral_storage
+        self.ephemeral_rel = '%s/disk.local' % self.uuid
+        self.ephemeral = os.path.join(
+            lab.storage_path(ephemeral_storage), self.ephemeral_rel) \
+            if ephemeral_storage else None
         self.console_log = os.path.join(console_dir, '%s.log' % self.name)
         self.cmdline_extra = cmdline_extra
 
@@ -76,20 +85,35 @@ class Instance(object):
         guestlib.write_base_disk(path, self.layout.static_count,
                                  self.layout.work_count, self.layout.image_id)
 
-    def create_disk(self, node):
-        """The qcow2 overlay, created inside the node as nova-compute would
-        (for a block migration nova pre-creates it on the destination)."""
-        if node in self.nodes_with_own_base():
-            self.ensure_base(node)
-        node.run(['mkdir', '-p', os.path.dirname(self.disk)])
-        node.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw',
-                  '-b', self._qemu_name(self.base_storage, self.base_rel),
-                  self._qemu_name(self.storage, self.disk_rel),
-                  str(self.layout.size_bytes)])
+    def create_disks(self, node, local_only=False):
+        """The qcow2 overlay (and the ephemeral disk), created inside the
+        node as nova-compute would.  local_only: only those on local
+        storage, which nova pre-creates on the destination of a block
+        migration."""
+        if not local_only or self.storage == 'local':
+            if node in self.nodes_with_own_base():
+                self.ensure_base(node)
+            node.run(['mkdir', '-p', os.path.dirname(self.disk)])
+            node.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw',
+                      '-b', self._qemu_name(self.base_storage,
+                                            self.base_rel),
+                      self._qemu_name(self.storage, self.disk_rel),
+                      str(self.layout.size_bytes)])
+        if self.ephemeral and (not local_only
+                               or self.ephemeral_storage == 'local'):
+            node.run(['mkdir', '-p', os.path.dirname(self.ephemeral)])
+            node.run(['qemu-img', 'create', '-q', '-f', 'qcow2',
+                      self._qemu_name(self.ephemeral_storage,
+                                      self.ephemeral_rel),
+                      str(EPHEMERAL_MIB * 1024 * 1024)])
 
     def remove_files(self):
         for node in self.nodes_with_own_files():
             node.run(['rm', '-rf', os.path.dirname(self.disk)], check=False)
+        if self.ephemeral:
+            for node in self._nodes_with_own(self.ephemeral_storage):
+                node.run(['rm', '-rf', os.path.dirname(self.ephemeral)],
+                         check=False)
         if os.path.exists(self.console_log):
             os.unlink(self.console_log)
 
@@ -101,22 +125,29 @@ class Instance(object):
 
     # -- domain -----------------------------------------------------------
 
-    def disk_xml(self):
+    def disk_xml(self, storage, path, target):
         q = saxutils.quoteattr
-        if self.storage == 'nfs':
+        if storage == 'nfs':
             # libvirt 9.0's schema wants <identity> on an nfs source.
             source = ("<source protocol='nfs' name=%s>"
                       "<host name=%s/><identity user='root' group='root'/>"
-                      "</source>" % (q(self.disk),
-                                     q(storagelib.NFS_ADDRESS)))
+                      "</source>" % (q(path), q(storagelib.NFS_ADDRESS)))
             kind = 'network'
         else:
-            source, kind = '<source file=%s/>' % q(self.disk), 'file'
+            source, kind = '<source file=%s/>' % q(path), 'file'
         return """<disk type='{kind}' device='disk'>
       <driver name='qemu' type='qcow2' cache={cache}/>
       {source}
-      <target dev='vda' bus='virtio'/>
-    </disk>""".format(kind=kind, source=source, cache=q(self.cache))
+      <target dev={target} bus='virtio'/>
+    </disk>""".format(kind=kind, source=source, cache=q(self.cache),
+                      target=q(target))
+
+    def disks_xml(self):
+        out = [self.disk_xml(self.storage, self.disk, 'vda')]
+        if self.ephemeral:
+            out.append(self.disk_xml(self.ephemeral_storage, self.ephemeral,
+                                     'vdb'))
+        return '\n    '.join(out)
 
     def domain_xml(self):
         q = saxutils.escape
@@ -147,7 +178,7 @@ class Instance(object):
 </domain>
 """.format(name=q(self.name), uuid=self.uuid, mem=GUEST_MEMORY_MIB,
            kernel=q(self.guest.kernel), initrd=q(self.guest.initrd),
-           cmdline=q(cmdline.strip()), disk=self.disk_xml(),
+           cmdline=q(cmdline.strip()), disk=self.disks_xml(),
            console=q(self.console_log))
 
     def console_text(self):

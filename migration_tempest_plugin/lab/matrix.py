@@ -93,12 +93,18 @@ class Case:
         return self.flag_set.name + ''.join(
             '+' + extra.name for extra in (self.disks, self.fault) if extra)
 
+    @property
+    def migrate_disks(self):
+        """The disks a disk-copying migration names."""
+        return (self.disks and self.disks.copy) or ('vda',)
+
     def instance_options(self):
         """Keyword arguments of instance.Instance for this case's disk."""
         if not self.disks:
             return {}
         return {'cache': self.disks.cache,
-                'base_storage': self.disks.base_storage or self.storage}
+                'base_storage': self.disks.base_storage or self.storage,
+                'ephemeral_storage': self.disks.ephemeral_storage or None}
 
     @property
     def flags(self):
@@ -272,7 +278,7 @@ class CaseRunner(object):
         dst_conn = self.connect(self.dst)
         outcome = {}
         try:
-            inst.create_disk(self.src)
+            inst.create_disks(self.src)
             dom = src_conn.createXML(inst.domain_xml(), 0)
             self.wait_acks(inst, self.settings.acks_before,
                            self.settings.boot_timeout_s, 'boot')
@@ -404,8 +410,8 @@ class CaseRunner(object):
         value = case.flags
         copies = flags.has(value, 'NON_SHARED_DISK') or flags.has(
             value, 'NON_SHARED_INC')
-        if copies and case.storage == 'local':
-            inst.create_disk(dst)   # nova pre-creates it, too
+        if copies:
+            inst.create_disks(dst, local_only=True)  # as nova does
         params = {}
         # The cap slows the disk copy so that guest writes overlap it; RAM
         # shares the cap, so cases that copy no disk run uncapped.
@@ -417,7 +423,8 @@ class CaseRunner(object):
         if not flags.has(value, 'TUNNELLED'):
             params[lv.VIR_MIGRATE_PARAM_URI] = 'tcp://%s' % dst.address
             if copies:
-                params[lv.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = ['vda']
+                params[lv.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = list(
+                    case.migrate_disks)
         if flags.has(value, 'PARALLEL'):
             params[lv.VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS] = \
                 PARALLEL_CONNECTIONS

@@ -83,7 +83,7 @@ class Soak(object):
         conns = [r.connect(n) for n in nodes]
         started = time.monotonic()
         try:
-            inst.create_disk(nodes[0])
+            inst.create_disks(nodes[0])
             dom = conns[0].createXML(inst.domain_xml(), 0)
             r.wait_acks(inst, r.settings.acks_before,
                         r.settings.boot_timeout_s, 'boot')

@@ -57,6 +57,23 @@ class TestInstance(testtools.TestCase):
         self.assertEqual([self.lab.nodes[0]], inst.nodes_with_own_base())
         self.assertEqual(self.lab.nodes, inst.nodes_with_own_files())
 
+    def test_ephemeral_disk_on_its_own_storage(self):
+        inst = self.instance('shared', ephemeral_storage='local')
+        found = ElementTree.fromstring(inst.domain_xml()).findall(
+            'devices/disk')
+        self.assertEqual(['vda', 'vdb'],
+                         [d.find('target').get('dev') for d in found])
+        self.assertEqual(inst.ephemeral,
+                         found[1].find('source').get('file'))
+        self.assertTrue(inst.ephemeral.startswith('/srv/lab/local/'))
+
+    def test_migrate_disks(self):
+        by_id = {c.id: c for c in disks.disk_cases()}
+        self.assertEqual(('vdb',), by_id[
+            'shared/nova-block+local-vdb-copied'].migrate_disks)
+        self.assertEqual(('vda',), by_id[
+            'shared/nova-live+writeback'].migrate_disks)
+
 
 class TestDiskCases(testtools.TestCase):
 
@@ -68,7 +85,9 @@ class TestDiskCases(testtools.TestCase):
         self.assertIn('local/nova-block+shared-base', ids)
         for case in cases:
             self.assertIs(case.disks.expectation, case.expectation())
-            self.assertEqual(flags.Outcome.INTACT,
+            refused = case.name.endswith('left-out')
+            self.assertEqual(flags.Outcome.REFUSED_BY_LIBVIRT if refused
+                             else flags.Outcome.INTACT,
                              case.expectation().outcome)
             options = case.instance_options()
             self.assertEqual(case.disks.cache, options['cache'])
