@@ -299,7 +299,7 @@ class CaseRunner(object):
             # The guest must go on writing where it now runs.
             try:
                 self.wait_acks(inst, acks_at_end + self.settings.acks_after,
-                               30, 'writing after the migration')
+                               30, 'writing after the migration', dom=dom)
             except CaseError as exc:
                 if dom.isActive():   # running, yet silent: not a verdict
                     raise CaseError('%s; the domain is %s' % (
@@ -519,13 +519,22 @@ class CaseRunner(object):
     def ack_count(self, inst):
         return historylib.ack_count(inst.console_text())
 
-    def wait_acks(self, inst, count, timeout, what):
+    def wait_acks(self, inst, count, timeout, what, dom=None):
+        """Wait until the guest has acknowledged `count` writes; with
+        `dom`, stop waiting as soon as that domain is not running."""
         def written():
             text = inst.console_text()
             fatal = historylib.fatal_line(text)
             if fatal:
                 raise CaseError('guest workload failed: %s' % fatal)
-            return historylib.ack_count(text) >= count
+            if historylib.ack_count(text) >= count:
+                return True
+            if dom is not None and not dom.isActive():
+                raise CaseError('the guest stopped (%s): %d of %d '
+                                'acknowledged blocks (%s)' % (
+                                    self.state_text(dom),
+                                    historylib.ack_count(text), count, what))
+            return False
         if test_utils.call_until_true(written, timeout, 0.1):
             return
         raise CaseError('guest wrote %d of %d acknowledged blocks within '
