@@ -163,11 +163,11 @@ class KillDestinationQemu(Fault):
 
 class KillDestinationLibvirtd(Fault):
     def inject(self, runner, inst, dom, dst_conn):
-        entry = runner.lab.procs.entry(runner.dst.proc_key)
-        if not entry:
-            raise matrix.CaseError('no libvirtd recorded on %s'
+        daemon = runner.dst.libvirtd_daemon()
+        if not daemon:
+            raise matrix.CaseError('no libvirtd running on %s'
                                    % runner.dst.name)
-        _kill(entry[0], 'libvirtd', entry[1])
+        _kill(daemon.pid, 'libvirtd', daemon.create_time())
         return ''
 
     def restore(self, runner):

@@ -7,6 +7,8 @@ import os
 import socket
 import uuid
 
+import psutil
+
 from migration_tempest_plugin.lab import sandbox
 from migration_tempest_plugin.lab import storage as storagelib
 from migration_tempest_plugin import runtime as rt
@@ -169,11 +171,31 @@ class Node(sandbox.Sandbox):
         return self.lab.procs.pid(self.proc_key)
 
     def start_libvirtd(self):
+        """libvirtd under tini as a child subreaper: libvirt daemonizes
+        QEMU, so an exited QEMU is reaped by whoever adopts it, and libvirt
+        waits (polling every 200 ms) until it is reaped.  A PID 1 that reaps
+        late (as in some containers) adds seconds to every destroy and
+        every migration; tini reaps at once."""
         if self.libvirtd_pid():
             return None
         return self.spawn(self.proc_key, [
+            'tini', '-s', '--',
             'libvirtd', '--listen', '--config', '/etc/libvirt/libvirtd.conf',
             '--pid-file', '/run/libvirt/libvirtd.pid'], self.libvirtd_output)
+
+    def libvirtd_daemon(self):
+        """The libvirtd process itself (a psutil.Process; the recorded PID
+        is tini's), or None."""
+        pid = self.libvirtd_pid()
+        if not pid:
+            return None
+        try:
+            for child in psutil.Process(pid).children():
+                if child.name() == 'libvirtd':
+                    return child
+        except psutil.NoSuchProcess:
+            pass
+        return None
 
     def libvirtd_answers(self):
         try:

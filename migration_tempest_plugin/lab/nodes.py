@@ -61,6 +61,7 @@ BINARIES = {
     'mount': 'mount',
     'umount': 'mount',
     'libvirtd': 'libvirt-daemon-system',
+    'tini': 'tini',
     'virsh': 'libvirt-clients',
     'qemu-system-x86_64': 'qemu-system-x86',
     'qemu-img': 'qemu-utils',
