@@ -118,9 +118,12 @@ class Instance(object):
             os.unlink(self.console_log)
 
     def flatten(self, node, out_path):
-        """The guest-visible disk content, as one raw file on the host."""
-        node.run(['qemu-img', 'convert', '-U', '-f', 'qcow2', '-O', 'raw',
-                  self.disk, out_path])
+        """The guest-visible disk content, as one raw file on the host,
+        read as the guest's QEMU reads it (cache=none: O_DIRECT, past the
+        node's page cache, which on a GlusterFS client that did not write
+        the file can still hold stale pages right after a migration)."""
+        node.run(['qemu-img', 'convert', '-U', '-T', 'none', '-f', 'qcow2',
+                  '-O', 'raw', self.disk, out_path])
         return out_path
 
     # -- domain -----------------------------------------------------------

@@ -310,8 +310,10 @@ class CaseRunner(object):
                                       % self.state_text(dom))
             if dom.isActive():
                 dom.destroy()
-            node = self.dst if (outcome['migrated']
-                                and case.storage == 'local') else self.src
+            # Read where the guest ran last, as its host would: another
+            # node's GlusterFS client may serve stale pages (the soak
+            # found it).
+            node = self.dst if outcome['migrated'] else self.src
             verify_started = time.monotonic()
             report, _evidence = self.judge(inst, node)
             verify_s = time.monotonic() - verify_started
