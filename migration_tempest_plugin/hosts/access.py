@@ -82,8 +82,13 @@ class ComputeHost(object):
         image lock of a paused QEMU, whose I/O is drained.
         """
         disk = self.instance_disk(instance_uuid)
+        # Read as a cache=none QEMU does (O_DIRECT), past this host's page
+        # cache: on shared storage it may hold stale pages of a file another
+        # host wrote (seen with GlusterFS in the lab).  A filesystem without
+        # O_DIRECT (nova then uses writethrough) is read through the cache.
         # gzip makes the transfer small: the oracle's blocks repeat a record.
-        script = ('set -e; qemu-img convert -U -O raw {disk} {tmp}; '
+        script = ('set -e; qemu-img convert -U -T none -O raw {disk} {tmp} '
+                  '2>/dev/null || qemu-img convert -U -O raw {disk} {tmp}; '
                   'gzip -c {tmp} | base64 -w0; rm -f {tmp}').format(
                       disk=shlex.quote(disk), tmp=shlex.quote(DISK_TMP))
         encoded = self.execute(['sh', '-c', script])
