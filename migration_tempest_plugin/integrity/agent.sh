@@ -6,6 +6,7 @@
 # stdout (the console) after each write is durable:
 #
 #   MTP RUN <run> image=<id> static=<f>+<n> work=<f>+<n> step=<step>
+#       [zero=<k>]   (on the same line, when the label asks for zeroing)
 #   MTP ACK <seq> <idx> <gen> <sum>
 #
 # Write number seq goes to block work_first + (seq * step) % work_count
@@ -13,6 +14,10 @@
 #   MTP1 <run> <idx:08d> <gen:08d> <sum:08x> <dots>\n
 # repeated 64 times, with
 #   sum = (run ^ idx * 2654435761 ^ gen * 2246822519) & 0xffffffff.
+# With zero=<k> in the label, write seq with seq % k == k - 1 empties its
+# block instead: by writing zeros when (seq / k) is even (QEMU's
+# detect_zeroes turns them into a write-zeroes request), else by discarding
+# it (blkdiscard; busybox 1.35 has no -z).  Its ACK reads as any other.
 # See migration_tempest_plugin/integrity/blocks.py and doc/source/oracle.rst.
 #
 # Usage: agent.sh [DEVICE]
@@ -65,7 +70,7 @@ label=$(dd if="$dev" bs=4096 count=1 2>/dev/null | head -n 1)
 set -- $label
 [ "$1" = MTPDISK1 ] || fatal "no MTPDISK1 label on $dev"
 shift
-image= bs= sf= sc= wf= wc= step=
+image= bs= sf= sc= wf= wc= step= zero=0
 for f in "$@"; do
     case "$f" in
     image=*) image=${f#image=} ;;
@@ -73,13 +78,14 @@ for f in "$@"; do
     static=*+*) v=${f#static=}; sf=${v%+*}; sc=${v#*+} ;;
     work=*+*) v=${f#work=}; wf=${v%+*}; wc=${v#*+} ;;
     step=*) step=${f#step=} ;;
+    zero=*) zero=${f#zero=} ;;
     esac
 done
 case "$image" in
 [0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]) ;;
 *) fatal "bad image id in label: $label" ;;
 esac
-case "x$bs$sf$sc$wf$wc$step" in
+case "x$bs$sf$sc$wf$wc$step$zero" in
 x*[!0-9]*) fatal "bad label: $label" ;;
 esac
 [ -n "$wc" ] && [ -n "$step" ] && [ "$bs" = 4096 ] && [ "$wc" -gt 0 ] ||
@@ -92,7 +98,9 @@ while [ "$run" = "$image" ]; do
     run=${u%%-*}
 done
 
-echo "MTP RUN $run image=$image static=$sf+$sc work=$wf+$wc step=$step"
+zero_run=
+[ "$zero" -gt 0 ] && zero_run=" zero=$zero"
+echo "MTP RUN $run image=$image static=$sf+$sc work=$wf+$wc step=$step$zero_run"
 
 dots=......................
 nl='
@@ -100,6 +108,7 @@ nl='
 runi=$((0x$run))
 blk=/tmp/mtp-block
 seq=0
+discarded=0
 while :; do
     if [ "$count" -gt 0 ] && [ "$seq" -ge "$count" ]; then
         echo "MTP DONE $seq"
@@ -121,15 +130,38 @@ while :; do
         n=$((n >> 4))
         k=$((k + 1))
     done
-    b="MTP1 $run $i8 $g8 $h8 $dots$nl"
-    b=$b$b; b=$b$b; b=$b$b; b=$b$b; b=$b$b; b=$b$b
-    printf '%s' "$b" > $blk
+    op=write src=$blk
+    if [ "$zero" -gt 0 ] && [ $((seq % zero)) -eq $((zero - 1)) ]; then
+        op=zero src=/dev/zero
+        [ $((seq / zero % 2)) -eq 1 ] && op=discard
+    else
+        b="MTP1 $run $i8 $g8 $h8 $dots$nl"
+        b=$b$b; b=$b$b; b=$b$b; b=$b$b; b=$b$b; b=$b$b
+        printf '%s' "$b" > $blk
+    fi
     while :; do
+        if [ $op = discard ]; then
+            # the discard, then a flush (fsync of the device) to make it
+            # durable as the writes are
+            blkdiscard -o $((idx * 4096)) -l 4096 "$dev" 2>/dev/null &&
+                dd if=/dev/null of="$dev" count=0 conv=notrunc,fsync \
+                    2>/dev/null
+            rc=$?
+            if [ $rc -eq 0 ]; then
+                discarded=1
+                break
+            fi
+            [ $discarded = 1 ] ||
+                fatal "blkdiscard failed on $dev (rc=$rc): no discard support?"
+            echo "MTP ERR $seq $idx $gen rc=$rc"
+            sleep 1
+            continue
+        fi
         if [ "$direct" = 0 ]; then
-            dd if=$blk of="$dev" bs=4096 seek=$idx count=1 \
+            dd if=$src of="$dev" bs=4096 seek=$idx count=1 \
                 conv=notrunc,fsync 2>/dev/null
         else
-            dd if=$blk of="$dev" bs=4096 seek=$idx count=1 \
+            dd if=$src of="$dev" bs=4096 seek=$idx count=1 \
                 conv=notrunc,fsync oflag=direct 2>/dev/null
         fi
         rc=$?

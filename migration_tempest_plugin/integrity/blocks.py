@@ -40,6 +40,13 @@ Write number ``seq`` (0, 1, 2, ...) of the workload goes to block
 ``work_first + (seq * step) % work_count`` with generation
 ``seq // work_count + 1``; ``step`` must be coprime with ``work_count`` so
 that the sequence visits every work block once per generation.
+
+A label may end with ``zero=<k>`` (k > 0): then every k-th write
+(``seq % k == k - 1``) empties its block instead of writing a record, the
+first of those, the third, and so on by writing zeros, the others by
+discarding the block (see :meth:`Layout.op`).  After a zeroing the block
+must read as zeros; after a discard, as zeros or as what it held before,
+for a discard is only a hint to the disk.  Nothing older may come back.
 """
 
 import collections
@@ -77,9 +84,12 @@ _RECORD_RE = re.compile(
 _HEX8_RE = re.compile(r'[0-9a-f]{8}\Z')
 _LABEL_RE = re.compile(
     rb'MTPDISK1 image=([0-9a-f]{8}) bs=([0-9]+) static=([0-9]+)\+([0-9]+) '
-    rb'work=([0-9]+)\+([0-9]+) step=([0-9]+) \.*\n\Z')
+    rb'work=([0-9]+)\+([0-9]+) step=([0-9]+) (?:zero=([0-9]+) )?\.*\n\Z')
 
 Record = collections.namedtuple('Record', 'run idx gen sum')
+
+ZERO_BLOCK = bytes(BLOCK_SIZE)
+WRITE, ZERO, DISCARD = 'write', 'zero', 'discard'
 
 
 class LayoutError(errors.Error, ValueError):
@@ -226,8 +236,9 @@ def sector_mix(data, old, new):
 
 class Layout(collections.namedtuple(
         'Layout', 'image_id static_first static_count work_first work_count '
-                  'step')):
-    """Where the label, static and work regions are, in blocks."""
+                  'step zero_every', defaults=(0,))):
+    """Where the label, static and work regions are, in blocks, and how
+    often a write empties its block instead (0: never)."""
 
     @property
     def total_blocks(self):
@@ -261,6 +272,19 @@ class Layout(collections.namedtuple(
         inv = pow(self.step, -1, self.work_count)
         return ((idx - self.work_first) * inv) % self.work_count
 
+    def seq_of(self, idx, gen):
+        """The seq that writes generation *gen* (>= 1) of work block
+        *idx*."""
+        return self.first_seq(idx) + (gen - 1) * self.work_count
+
+    def op(self, seq):
+        """What write *seq* does to its block: WRITE its record, or empty
+        it, by writing zeros (ZERO) or by discarding it (DISCARD)."""
+        k = self.zero_every
+        if not k or seq % k != k - 1:
+            return WRITE
+        return ZERO if (seq // k) % 2 == 0 else DISCARD
+
     def expected_gen(self, idx, last_seq):
         """Generation of work block *idx* after writes 0..last_seq."""
         r = self.first_seq(idx)
@@ -281,6 +305,8 @@ class Layout(collections.namedtuple(
             raise LayoutError('too many blocks for 8-digit indices')
         if self.step < 1:
             raise LayoutError('step must be positive')
+        if self.zero_every < 0:
+            raise LayoutError('zero_every must not be negative')
         if _gcd(self.step, self.work_count) != 1:
             raise LayoutError('step %d is not coprime with work count %d'
                               % (self.step, self.work_count))
@@ -298,12 +324,12 @@ def _gcd(a, b):
 
 def make_layout(static_blocks=DEFAULT_STATIC_BLOCKS,
                 work_blocks=DEFAULT_WORK_BLOCKS, image_id=None,
-                step=DEFAULT_STEP):
+                step=DEFAULT_STEP, zero_every=0):
     """Build and validate a Layout; a random image id if none is given."""
     if image_id is None:
         image_id = new_id()
     return Layout(image_id, 1, static_blocks, 1 + static_blocks, work_blocks,
-                  step).validate()
+                  step, zero_every).validate()
 
 
 def new_id():
@@ -316,6 +342,8 @@ def label_line(layout):
         LABEL_MAGIC, layout.image_id, BLOCK_SIZE, layout.static_first,
         layout.static_count, layout.work_first, layout.work_count,
         layout.step))
+    if layout.zero_every:
+        head += 'zero=%d ' % layout.zero_every
     if len(head) > LABEL_LINE_SIZE - 1:
         raise LayoutError('label line too long')
     return (head + '.' * (LABEL_LINE_SIZE - 1 - len(head)) + '\n').encode()
@@ -332,7 +360,8 @@ def parse_label_line(line):
     if not m or int(m.group(2)) != BLOCK_SIZE:
         return None
     layout = Layout(m.group(1).decode(), int(m.group(3)), int(m.group(4)),
-                    int(m.group(5)), int(m.group(6)), int(m.group(7)))
+                    int(m.group(5)), int(m.group(6)), int(m.group(7)),
+                    int(m.group(8) or 0))
     try:
         layout.validate()
     except (LayoutError, ValueError):
@@ -379,13 +408,15 @@ def iter_base_image(layout, chunk_blocks=256):
 
 
 def write_base_image(path, static_blocks=DEFAULT_STATIC_BLOCKS,
-                     work_blocks=DEFAULT_WORK_BLOCKS, image_id=None):
+                     work_blocks=DEFAULT_WORK_BLOCKS, image_id=None,
+                     zero_every=0):
     """Write the pristine raw image to *path*; return its Layout.
 
     The file is written next to *path* and renamed into place, so a reader
     never sees a half-written image.
     """
-    layout = make_layout(static_blocks, work_blocks, image_id)
+    layout = make_layout(static_blocks, work_blocks, image_id,
+                         zero_every=zero_every)
     tmp = '%s.tmp-%d' % (path, os.getpid())
     try:
         with open(tmp, 'wb') as f:

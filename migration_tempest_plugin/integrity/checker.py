@@ -30,6 +30,14 @@ misplaced
 ahead
     newer than anything acknowledged: the history is incomplete.
 
+With a layout that empties blocks (``zero=<k>``, blocks.Layout.op), a block
+whose last acknowledged write zeroed it must read as zeros; one whose last
+acknowledged write discarded it, as zeros or as what the block held before
+the discard (a discard is a hint the disk may ignore: counted in
+``discard_kept_blocks``, not a loss).  Anything older is stale: zeros
+where a later record was acknowledged are reported as stale, naming the
+write that zeroed them.
+
 The one write in flight when the console stopped (seq = last ack + 1) may
 hold the old content, the new content or a sector-wise mix; that is not a
 loss.  After ``MTP DONE`` there is no write in flight.
@@ -98,6 +106,7 @@ class Result:
     image_bytes: int = 0
     trailing_bytes: int = 0
     write_errors: int = 0
+    discard_kept_blocks: int = 0
 
     @property
     def first_offsets(self):
@@ -197,9 +206,14 @@ class _Checker(object):
         hi, hg, mask = blocks.HASH_IDX, blocks.HASH_GEN, blocks.MASK32
         copies = blocks.COPIES
         parts = []
+        zeroes = lay.zero_every
+        zero_block = '\0' * blocks.BLOCK_SIZE
         for i in range(first, first + count):
-            gen = q + 1 if ((i - wf) * inv) % wc < m else q
-            if gen:
+            r = ((i - wf) * inv) % wc
+            gen = q + 1 if r < m else q
+            if gen and zeroes and lay.op(r + (gen - 1) * wc) != blocks.WRITE:
+                parts.append(zero_block)
+            elif gen:
                 parts.append((fmt % (run, i, gen,
                                      (runi ^ (i * hi) ^ (gen * hg)) & mask))
                              * copies)
@@ -209,8 +223,36 @@ class _Checker(object):
         return ''.join(parts).encode('ascii')
 
     def block_for(self, idx, gen):
-        run = self.layout.image_id if gen == 0 else self.run
-        return blocks.make_block(run, idx, gen)
+        """What generation *gen* of block *idx* holds once written."""
+        lay = self.layout
+        if gen == 0:
+            return blocks.make_block(lay.image_id, idx, 0)
+        if lay.op(lay.seq_of(idx, gen)) != blocks.WRITE:
+            return blocks.ZERO_BLOCK
+        return blocks.make_block(self.run, idx, gen)
+
+    def before_discard(self, idx, gen):
+        """What block *idx* may still hold when generation *gen* discarded
+        it: its content before the discard (before a run of discards),
+        or None when gen is not a discard or what came before was zeros,
+        which the expected block already is."""
+        lay = self.layout
+        if gen < 1 or lay.op(lay.seq_of(idx, gen)) != blocks.DISCARD:
+            return None
+        while gen >= 1 and lay.op(lay.seq_of(idx, gen)) == blocks.DISCARD:
+            gen -= 1
+        kept = self.block_for(idx, gen)
+        return None if kept == blocks.ZERO_BLOCK else kept
+
+    def zeroed_by(self, idx, gen):
+        """The latest seq before generation *gen* that emptied block
+        *idx*, or None."""
+        lay = self.layout
+        for g in range(gen - 1, 0, -1):
+            seq = lay.seq_of(idx, g)
+            if lay.op(seq) != blocks.WRITE:
+                return seq
+        return None
 
     # -- classification ----------------------------------------------------
 
@@ -229,13 +271,26 @@ class _Checker(object):
             self.add(idx, 'corrupt', 'missing: image ends at byte %d'
                      % self.size, expected, lost)
             return
+        kept = self.before_discard(idx, egen) if egen else None
         if idx == self.inflight_block:
-            state = blocks.sector_mix(data, expected, self.inflight_new)
-            if state is not None:
-                self.res.inflight['state'] = state
-                return
+            for old in filter(None, (expected, kept)):
+                state = blocks.sector_mix(data, old, self.inflight_new)
+                if state is not None:
+                    self.res.inflight['state'] = state
+                    if old is kept and state != 'new':
+                        self.res.discard_kept_blocks += 1
+                    return
             self.res.inflight['state'] = 'damaged'
+        elif kept is not None and data == kept:
+            self.res.discard_kept_blocks += 1
+            return
         info = blocks.inspect_block(data)
+        if info.reason == 'zeroed' and egen and \
+                self.zeroed_by(idx, egen) is not None:
+            self.add(idx, 'stale', 'zeros of seq %d, last acknowledged gen '
+                     '%d (seq %d)' % (self.zeroed_by(idx, egen), egen, lost),
+                     expected, lost)
+            return
         if not info.ok:
             self.add(idx, 'corrupt', '%s block: %s' % (region, info.reason),
                      expected, lost)
@@ -363,6 +418,9 @@ class _Checker(object):
                 res.inflight['state'])
         if res.write_errors:
             extra += '; guest saw %d write errors' % res.write_errors
+        if res.discard_kept_blocks:
+            extra += ('; %d discarded blocks kept their data'
+                      % res.discard_kept_blocks)
         if res.history_problems:
             p = res.history_problems[0]
             extra += '; history: %d problems, first %s' % (

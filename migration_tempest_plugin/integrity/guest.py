@@ -363,11 +363,12 @@ def _atomic_write(path, data):
 
 
 def write_base_disk(path, static_blocks=blocks.DEFAULT_STATIC_BLOCKS,
-                    work_blocks=blocks.DEFAULT_WORK_BLOCKS, image_id=None):
+                    work_blocks=blocks.DEFAULT_WORK_BLOCKS, image_id=None,
+                    zero_every=0):
     """Write (or reuse) the pre-filled raw test disk; return its Layout.
 
     An existing file is reused when it is a pristine image of the same
-    sizes (and image id, when one is given).
+    sizes and zeroing (and image id, when one is given).
     """
     if os.path.exists(path):
         with open(path, 'rb') as f:
@@ -375,11 +376,13 @@ def write_base_disk(path, static_blocks=blocks.DEFAULT_STATIC_BLOCKS,
         label, _ = blocks.parse_label(data[:blocks.BLOCK_SIZE])
         if (label is not None and label.static_count == static_blocks and
                 label.work_count == work_blocks and
+                label.zero_every == zero_every and
                 image_id in (None, label.image_id) and
                 len(data) == label.size_bytes and
                 checker.check(None, data).verdict == checker.INTACT):
             return label
-    return blocks.write_base_image(path, static_blocks, work_blocks, image_id)
+    return blocks.write_base_image(path, static_blocks, work_blocks, image_id,
+                                   zero_every)
 
 
 # -- smoke test ---------------------------------------------------------------

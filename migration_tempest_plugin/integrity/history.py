@@ -17,6 +17,7 @@ before the ``MTP`` tag, so records are searched anywhere in a line, but from
 the tag to the end of the line the record must match exactly::
 
     MTP RUN <run> image=<8hex> static=<f>+<n> work=<f>+<n> step=<n>
+        [zero=<k>]                           (one line)
     MTP ACK <seq> <idx> <gen> <sum:08x>     write number seq is durable
     MTP ERR <seq> <idx> <gen> rc=<n>         dd failed; the write is retried
     MTP NOTE <text>                          informational
@@ -26,6 +27,9 @@ the tag to the end of the line the record must match exactly::
 Because the workload is sequential (it starts write seq+1 only after write
 seq was acknowledged), each ACK is fully determined by its seq and the RUN
 line: idx, gen and sum are recomputed and any difference is a problem.
+With ``zero=<k>`` some writes empty their block instead (blocks.Layout.op);
+their ACK lines look the same, the sum being that of the record the seq
+names.
 
 Parsing is one pass of one compiled regex over the joined text.  A console
 is mostly ACKs in order, so each ACK is first compared with the record the
@@ -46,7 +50,7 @@ from migration_tempest_plugin.integrity import blocks
 _RECORD_RE = re.compile(r'MTP (RUN|ACK|ERR|NOTE|DONE|FATAL)\b[^\n]*')
 _RUN_RE = re.compile(
     r'MTP RUN ([0-9a-f]{8}) image=([0-9a-f]{8}) static=(\d+)\+(\d+) '
-    r'work=(\d+)\+(\d+) step=(\d+)\Z')
+    r'work=(\d+)\+(\d+) step=(\d+)(?: zero=(\d+))?\Z')
 _ACK_RE = re.compile(r'MTP ACK (\d+) (\d+) (\d+) ([0-9a-f]{8})\Z')
 _ERR_RE = re.compile(r'MTP ERR (\d+) (\d+) (\d+) rc=(\d+)\Z')
 _NOTE_RE = re.compile(r'MTP NOTE (.*)\Z')
@@ -334,7 +338,8 @@ class _Parser(object):
             return
         run = m.group(1)
         layout = blocks.Layout(m.group(2), *(int(m.group(i))
-                                             for i in range(3, 8)))
+                                             for i in range(3, 8)),
+                               int(m.group(8) or 0))
         if h.run is not None:
             if (run, layout) == (h.run, h.layout):
                 self.problem('duplicate', at, rec, 'RUN line repeated',
@@ -401,9 +406,11 @@ def render(layout, run, count, done=False, noise=True):
     out = []
     if noise:
         out.append('[    0.000000] Linux version 6.1.0 (fake)\r\n')
-    out.append('MTP RUN %s image=%s static=%d+%d work=%d+%d step=%d\r\n' % (
-        run, layout.image_id, layout.static_first, layout.static_count,
-        layout.work_first, layout.work_count, layout.step))
+    out.append('MTP RUN %s image=%s static=%d+%d work=%d+%d step=%d%s\r\n'
+               % (run, layout.image_id, layout.static_first,
+                  layout.static_count, layout.work_first, layout.work_count,
+                  layout.step, (' zero=%d' % layout.zero_every
+                                if layout.zero_every else '')))
     for seq in range(count):
         idx, gen = layout.seq_block(seq), layout.seq_gen(seq)
         out.append('MTP ACK %d %d %d %08x\r\n' % (

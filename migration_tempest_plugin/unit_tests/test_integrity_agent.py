@@ -38,7 +38,7 @@ class TestAgent(testtools.TestCase):
         # a PATH of busybox applets only, as in the guest
         self.bin = os.path.join(self.dir, 'bin')
         os.mkdir(self.bin)
-        for applet in ('sh', 'dd', 'head', 'sleep', 'usleep'):
+        for applet in ('sh', 'dd', 'head', 'sleep', 'usleep', 'blkdiscard'):
             os.symlink(BUSYBOX, os.path.join(self.bin, applet))
 
     def run_agent(self, *args, **env):
@@ -74,11 +74,7 @@ class TestAgent(testtools.TestCase):
         self.assertEqual(1, out.returncode)
         self.assertIn('MTP FATAL bad mtp.delay_ms=x', out.stdout)
 
-    @testtools.skipUnless(LOSETUP and os.geteuid() == 0,
-                          'needs root and losetup')
-    def test_writes_on_a_loop_device(self):
-        path = os.path.join(self.dir, 'disk.raw')
-        layout = blocks.write_base_image(path, 15, 32, 'a1b2c3d4')
+    def loop_device(self, path):
         attach = subprocess.run([LOSETUP, '-f', '--show', path],
                                 stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT,
@@ -87,6 +83,14 @@ class TestAgent(testtools.TestCase):
             self.skipTest('no loop device: %s' % attach.stdout.strip())
         dev = attach.stdout.strip()
         self.addCleanup(subprocess.run, [LOSETUP, '-d', dev])
+        return dev
+
+    @testtools.skipUnless(LOSETUP and os.geteuid() == 0,
+                          'needs root and losetup')
+    def test_writes_on_a_loop_device(self):
+        path = os.path.join(self.dir, 'disk.raw')
+        layout = blocks.write_base_image(path, 15, 32, 'a1b2c3d4')
+        dev = self.loop_device(path)
         out = self.run_agent(dev, MTP_COUNT='80')
         self.assertEqual(0, out.returncode, out.stdout)
         h = history.parse(out.stdout)
@@ -103,3 +107,29 @@ class TestAgent(testtools.TestCase):
         idx = layout.seq_block(79)
         self.assertEqual(blocks.make_block(h.run, idx, 3),
                          data[idx * 4096:(idx + 1) * 4096])
+
+    @testtools.skipUnless(LOSETUP and os.geteuid() == 0,
+                          'needs root and losetup')
+    def test_zeroes_and_discards_on_a_loop_device(self):
+        path = os.path.join(self.dir, 'disk.raw')
+        layout = blocks.write_base_image(path, 15, 32, 'a1b2c3d4',
+                                         zero_every=3)
+        dev = self.loop_device(path)
+        out = self.run_agent(dev, MTP_COUNT='80')
+        self.assertEqual(0, out.returncode, out.stdout)
+        self.assertIn(' step=%d zero=3\n' % layout.step, out.stdout)
+        h = history.parse(out.stdout)
+        self.assertTrue(h.ok, h.problems)
+        self.assertEqual(layout, h.layout)
+        with open(path, 'rb') as f:
+            data = f.read()
+        res = checker.check(h, data)
+        self.assertEqual('INTACT', res.verdict, res.message)
+        # the last ops of each kind left zeros (a loop device's discard
+        # punches a hole in the file)
+        for op in (blocks.ZERO, blocks.DISCARD):
+            seq = max(s for s in range(80) if layout.op(s) == op)
+            if seq + layout.work_count >= 80:
+                idx = layout.seq_block(seq)
+                self.assertEqual(blocks.ZERO_BLOCK,
+                                 data[idx * 4096:(idx + 1) * 4096], op)

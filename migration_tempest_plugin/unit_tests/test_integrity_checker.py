@@ -518,3 +518,105 @@ class TestBenchmark(testtools.TestCase):
 
     def test_cli(self):
         self.assertEqual(0, bench.main(['1']))
+
+
+ZLAYOUT = blocks.make_layout(63, 64, IMG, zero_every=3)
+
+
+def zdisk(writes=WRITES, discard_keeps=False):
+    """The image after *writes* ops of the zeroing layout; a discard that
+    the disk ignored (*discard_keeps*) leaves the block as it was."""
+    data = bytearray().join(blocks.iter_base_image(ZLAYOUT))
+    for seq in range(writes):
+        idx, op = ZLAYOUT.seq_block(seq), ZLAYOUT.op(seq)
+        if op == blocks.WRITE:
+            put(data, idx, blocks.make_block(RUN, idx, ZLAYOUT.seq_gen(seq)))
+        elif op == blocks.ZERO or not discard_keeps:
+            put(data, idx, blocks.ZERO_BLOCK)
+    return data
+
+
+def zhist(writes=WRITES, **kw):
+    return history.parse(history.render(ZLAYOUT, RUN, writes, **kw))
+
+
+class TestZeroing(testtools.TestCase):
+    """Writes that empty their block: zeros after write-zeroes; zeros or
+    the content before after a discard; never anything older."""
+
+    def find(self, op, gen):
+        """A block whose generation *gen* is an *op*, below WRITES."""
+        for seq in range(WRITES):
+            if ZLAYOUT.op(seq) == op and ZLAYOUT.seq_gen(seq) == gen:
+                return seq, ZLAYOUT.seq_block(seq)
+        self.fail('no %s of gen %d' % (op, gen))
+
+    def test_ops_alternate(self):
+        self.assertEqual(['write', 'write', 'zero', 'write', 'write',
+                          'discard', 'write', 'write', 'zero'],
+                         [ZLAYOUT.op(s) for s in range(9)])
+
+    def test_intact_with_zeros_and_discards(self):
+        res = check(zhist(), zdisk())
+        self.assertEqual('INTACT', res.verdict, res.message)
+        self.assertEqual(0, res.discard_kept_blocks)
+
+    def test_discard_may_keep_the_data(self):
+        res = check(zhist(), zdisk(discard_keeps=True))
+        self.assertEqual('INTACT', res.verdict, res.message)
+        self.assertGreater(res.discard_kept_blocks, 0)
+        self.assertIn('discarded blocks kept their data', res.message)
+
+    def test_old_data_back_after_write_zeroes_is_loss(self):
+        seq, idx = self.find(blocks.ZERO, 2)
+        data = zdisk()
+        put(data, idx, blocks.make_block(RUN, idx, 1))
+        res = check(zhist(), data)
+        self.assertEqual('DATA-LOSS', res.verdict)
+        self.assertEqual([(idx * BS, 'stale')], res.first_offsets)
+        self.assertEqual([seq], res.lost_seqs)
+
+    def test_data_older_than_the_discarded_is_loss(self):
+        seq, idx = self.find(blocks.DISCARD, 2)
+        self.assertEqual(blocks.WRITE, ZLAYOUT.op(seq - 64))
+        data = zdisk()
+        put(data, idx, blocks.make_block(IMG, idx, 0))  # gen 0, not gen 1
+        res = check(zhist(), data)
+        self.assertEqual('DATA-LOSS', res.verdict)
+        self.assertEqual([(idx * BS, 'stale')], res.first_offsets)
+
+    def test_zeros_where_a_later_write_was_acked_are_stale(self):
+        # a block zeroed in gen 1 and rewritten in gen 2: its zeros back
+        for seq in range(64, WRITES):
+            idx = ZLAYOUT.seq_block(seq)
+            if ZLAYOUT.op(seq) == blocks.WRITE and \
+                    ZLAYOUT.op(seq - 64) != blocks.WRITE:
+                break
+        data = zdisk()
+        put(data, idx, blocks.ZERO_BLOCK)
+        res = check(zhist(), data)
+        self.assertEqual('DATA-LOSS', res.verdict)
+        self.assertEqual('stale', res.findings[0].kind)
+        self.assertIn('zeros of seq %d' % (seq - 64), res.findings[0].detail)
+        self.assertEqual([seq], res.lost_seqs)
+
+    def test_zeroing_in_flight_may_have_landed(self):
+        writes = next(s for s in range(WRITES, 2 * WRITES)
+                      if ZLAYOUT.op(s) == blocks.ZERO)
+        data = zdisk(writes + 1)     # the op after the last ACK landed
+        res = check(zhist(writes), data)
+        self.assertEqual('INTACT', res.verdict, res.message)
+        self.assertEqual('new', res.inflight['state'])
+
+    def test_label_and_run_line_carry_zero(self):
+        label, intact = blocks.parse_label(blocks.label_block(ZLAYOUT))
+        self.assertTrue(intact)
+        self.assertEqual(ZLAYOUT, label)
+        self.assertEqual(3, zhist().layout.zero_every)
+        self.assertNotIn(b'zero=', blocks.label_line(LAYOUT))
+        self.assertEqual(0, hist().layout.zero_every)
+
+    def test_label_and_run_line_disagreeing_on_zero_is_error(self):
+        res = check(hist(), zdisk())
+        self.assertEqual('ERROR', res.verdict)
+        self.assertIn('does not match the RUN line', res.message)
