@@ -387,7 +387,7 @@ def add_commands(sub):
     _guest_and_migration(p)
     p.add_argument('--storage', action='append', choices=soak.SOAK_STORAGES,
                    help='storage modes to soak, side by side (repeatable; '
-                        'default both)')
+                        'default: all of them)')
     p.add_argument('--rounds', type=int, default=100,
                    help='migrations per storage mode (default %(default)s)')
     p.set_defaults(func=cmd_soak)
