@@ -2,8 +2,9 @@
 
 Every matrix case boots its guest on one qcow2 overlay with ``cache=none``
 whose base sits beside it on the same storage mode.  A case here changes
-one of those: the cache mode, where the base image lives, or a second disk
-on other storage with the disks to copy chosen (``migrate_disks``).  Each is a
+one of those: the cache mode, where the base image lives, a second disk
+on other storage with the disks to copy chosen (``migrate_disks``), or a
+guest that also zeroes and discards blocks while it writes.  Each is a
 matrix case with its expected outcome written down before its first run,
 and where that expectation comes from.
 """
@@ -22,6 +23,14 @@ class DiskSetup:
     base_storage: str = ''       # the base image's mode, if not the disk's
     ephemeral_storage: str = ''  # a second disk (vdb) on this mode
     copy: tuple = ()             # migrate_disks when copying (default vda)
+    # every k-th guest write empties its block instead, by write-zeroes
+    # and by discard in turn (blocks.Layout.op); 0: never
+    zero_every: int = 0
+
+
+# One write in four empties its block: one in eight is a write-zeroes, one
+# in eight a discard, often enough that many land during the disk copy.
+ZERO_EVERY = 4
 
 
 def disk_cases():
@@ -78,4 +87,34 @@ def disk_cases():
                 'copy nova pre-created, and vda stays on shared storage, '
                 'not copied onto itself'),
             ephemeral_storage='local', copy=('vdb',))),
+        # The guest zeroes and discards blocks during the migration (the
+        # disk has discard='unmap' and detect_zeroes='unmap', as nova sets
+        # with hw_disk_discard=unmap).  QEMU's mirror marks what the guest
+        # zeroes or discards as dirty like any write and repeats it on the
+        # target as a zero write or a discard (mirror_do_zero_or_discard);
+        # the bugs fixed there brought old data back on the target.
+        matrix.Case('local', block, disks=DiskSetup(
+            'zero-discard', flags.Expectation(
+                intact, 'NON_SHARED_INC: the mirror repeats each zeroing and '
+                'discard on the copy; nothing older than the last '
+                'acknowledged operation comes back'),
+            zero_every=ZERO_EVERY)),
+        matrix.Case('local', by_name['raw-non-shared-disk'], disks=DiskSetup(
+            'zero-discard', flags.Expectation(
+                intact, 'NON_SHARED_DISK: the full copy of the chain skips '
+                'zeroed areas on the target it created; what the guest '
+                'zeroes or discards meanwhile is dirty and copied again'),
+            zero_every=ZERO_EVERY)),
+        matrix.Case('shared', live, disks=DiskSetup(
+            'zero-discard', flags.Expectation(
+                intact, 'nothing is copied: zeroed and discarded clusters '
+                'are qcow2 metadata in the one shared file, flushed by the '
+                'source before the destination opens it'),
+            zero_every=ZERO_EVERY)),
+        matrix.Case('nfs', live, disks=DiskSetup(
+            'zero-discard', flags.Expectation(
+                intact, "QEMU's nfs driver has no discard (ignored, so the "
+                'block may keep its data) and writes zeros as data; no '
+                'copy, one file'),
+            zero_every=ZERO_EVERY)),
     ]

@@ -13,6 +13,7 @@ from tempest.lib.common.utils import test_utils
 
 from migration_tempest_plugin import errors
 from migration_tempest_plugin import flags
+from migration_tempest_plugin.integrity import blocks
 from migration_tempest_plugin.integrity import checker
 from migration_tempest_plugin.integrity import history as historylib
 from migration_tempest_plugin.lab import instance as instancelib
@@ -222,6 +223,10 @@ class CaseError(errors.Error):
     """The harness could not run the case (not a verdict on the stack)."""
 
 
+# The work region of a zeroing guest: 1 MiB, rewritten every ~250 writes.
+ZEROING_WORK_BLOCKS = 256
+
+
 @dataclasses.dataclass
 class Settings:
     bandwidth_mib: int = 0        # cap for disk-copying cases, 0 = none
@@ -250,10 +255,28 @@ class CaseRunner(object):
         self.consoles = os.path.join(work_dir, 'consoles')
         os.makedirs(self.consoles, exist_ok=True)
         self.src, self.dst = lab.nodes[0], lab.nodes[1]
+        self._zeroing_layouts = {}
+
+    def layout_for(self, case):
+        """The runner's layout, or, for a guest that zeroes and discards
+        blocks, one whose label asks for it, with its own image id (its
+        own base image) and a small work region: the guest then rewrites
+        each block many times per case, so a discarded block that shows
+        data older than what it held before the discard can be seen."""
+        zero_every = case.disks.zero_every if case.disks else 0
+        if not zero_every:
+            return self.layout
+        if zero_every not in self._zeroing_layouts:
+            self._zeroing_layouts[zero_every] = blocks.make_layout(
+                self.layout.static_count,
+                min(self.layout.work_count, ZEROING_WORK_BLOCKS),
+                step=self.layout.step, zero_every=zero_every)
+        return self._zeroing_layouts[zero_every]
 
     def instance(self, case):
         return instancelib.Instance(self.lab, case.storage, self.guest,
-                                    self.layout, console_dir=self.consoles,
+                                    self.layout_for(case),
+                                    console_dir=self.consoles,
                                     **case.instance_options())
 
     def prepare(self, cases):
@@ -261,9 +284,10 @@ class CaseRunner(object):
         done = set()
         for case in cases:
             probe = self.instance(case)
-            if probe.base_storage in done:
+            key = (probe.base_storage, probe.layout.image_id)
+            if key in done:
                 continue
-            done.add(probe.base_storage)
+            done.add(key)
             for node in probe.nodes_with_own_base():
                 probe.ensure_base(node)
 
@@ -318,8 +342,11 @@ class CaseRunner(object):
             report, _evidence = self.judge(inst, node)
             verify_s = time.monotonic() - verify_started
         except CaseError as exc:
-            return self._result(case, expectation, 'ERROR', str(exc),
-                                started, outcome)
+            # A fault's notes say what the stack did before the harness
+            # gave up (a post-copy recovery that failed, say).
+            return self._result(case, expectation, 'ERROR', '; '.join(
+                m for m in (str(exc), outcome.get('note')) if m),
+                started, outcome)
         finally:
             self.destroy_everywhere(inst, (src_conn, dst_conn))
             inst.remove_files()
@@ -402,14 +429,17 @@ class CaseRunner(object):
     # -- the nemesis ------------------------------------------------------
 
     def migrate(self, case, inst, dom, dst_conn, dst=None, on_stats=None,
-                bandwidth_mib=None):
+                bandwidth_mib=None, extra_flags=0):
         """Migrate `dom` to `dst` (the second node unless told); return the
         outcome: migrated, error, seconds, post_copy, bytes, downtime.
         `on_stats(stats)` sees every sample of the source's job statistics
-        (a nemesis acts on them); `bandwidth_mib` caps RAM too."""
+        (a nemesis acts on them); `bandwidth_mib` caps RAM too, post-copy
+        included.  `extra_flags` are added to the case's own (a fault
+        resumes a failed post-copy migration with POSTCOPY_RESUME)."""
         lv = self.libvirt
         dst = dst or self.dst
-        value = case.flags
+        value = case.flags | extra_flags
+        resuming = flags.has(value, 'POSTCOPY_RESUME')
         copies = flags.has(value, 'NON_SHARED_DISK') or flags.has(
             value, 'NON_SHARED_INC')
         if copies:
@@ -422,6 +452,11 @@ class CaseRunner(object):
                 self.settings.bandwidth_mib
         if bandwidth_mib:
             params[lv.VIR_MIGRATE_PARAM_BANDWIDTH] = bandwidth_mib
+            # QEMU has a cap of its own after the switch (none by default);
+            # without it post-copy ends before a nemesis can act in it.
+            if flags.has(value, 'POSTCOPY'):
+                params[lv.VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY] = \
+                    bandwidth_mib
         if not flags.has(value, 'TUNNELLED'):
             params[lv.VIR_MIGRATE_PARAM_URI] = 'tcp://%s' % dst.address
             if copies:
@@ -430,12 +465,14 @@ class CaseRunner(object):
         if flags.has(value, 'PARALLEL'):
             params[lv.VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS] = \
                 PARALLEL_CONNECTIONS
-        outcome = {'migrated': False, 'error': '', 'post_copy': False}
+        # A resumed migration is in post-copy from its start: never switch
+        # it again, and let the watchdog pause rather than abort it.
+        outcome = {'migrated': False, 'error': '', 'post_copy': resuming}
         done = threading.Event()
         monitor = threading.Thread(
             target=self._monitor, args=(dom, done, outcome,
-                                        flags.has(value, 'POSTCOPY'),
-                                        on_stats),
+                                        flags.has(value, 'POSTCOPY')
+                                        and not resuming, on_stats),
             daemon=True)
         monitor.start()
         watchdog = threading.Timer(self.settings.migration_timeout_s,
@@ -486,7 +523,12 @@ class CaseRunner(object):
         outcome['timeout'] = 'did not finish in %ds; aborted' % \
             self.settings.migration_timeout_s
         try:
-            dom.abortJob()
+            if outcome['post_copy']:
+                # libvirt refuses a plain abort in post-copy, and the
+                # migration call would go on waiting: pause it instead.
+                dom.abortJobFlags(self.libvirt.VIR_DOMAIN_ABORT_JOB_POSTCOPY)
+            else:
+                dom.abortJob()
         except self.libvirt.libvirtError as exc:
             LOG.debug('abortJob: %s (the job may have ended)', exc)
 

@@ -49,6 +49,14 @@ class TestInstance(testtools.TestCase):
         self.assertEqual('10.254.0.253', source.find('host').get('name'))
         self.assertIsNotNone(source.find('identity'))
 
+    def test_zeroing_layout_passes_discards_on(self):
+        self.assertIsNone(self.disk(self.instance('local')).find(
+            'driver').get('discard'))
+        self.layout = blocks.make_layout(8, 8, zero_every=4)
+        driver = self.disk(self.instance('local')).find('driver')
+        self.assertEqual(('unmap', 'unmap'), (driver.get('discard'),
+                                              driver.get('detect_zeroes')))
+
     def test_base_on_other_storage(self):
         inst = self.instance('local', base_storage='shared')
         self.assertTrue(inst.disk.startswith('/srv/lab/local/'))
