@@ -268,6 +268,7 @@ def cmd_bench(args):
 
     def body(lab):
         walls, per_case, shares = [], {}, []
+        parts = dict.fromkeys(('boot', 'migration', 'verify', 'rest'), 0.0)
         for n in range(args.rounds):
             cases = _cases(args)
             started = time.monotonic()
@@ -280,6 +281,12 @@ def cmd_bench(args):
                                     []).append(r.duration_s)
                 if r.duration_s and r.verify_s:
                     shares.append(r.verify_s / r.duration_s)
+                # where a case's time goes, summed over cases and rounds
+                parts['boot'] += r.boot_s
+                parts['migration'] += r.migration_s
+                parts['verify'] += r.verify_s or 0.0
+                parts['rest'] += max(0.0, r.duration_s - r.boot_s -
+                                     r.migration_s - (r.verify_s or 0.0))
         say('')
         say('median wall time of the matrix: %.1fs over %d round(s)' % (
             statistics.median(walls), len(walls)))
@@ -290,6 +297,12 @@ def cmd_bench(args):
             say('oracle verification share of case time: median %.1f%%, '
                 'max %.1f%%' % (100 * statistics.median(shares),
                                 100 * max(shares)))
+        total = sum(parts.values())
+        if total:
+            say('case time by phase (all cases, all rounds; cases run side '
+                'by side, so it exceeds the wall time): ' + ', '.join(
+                    '%s %.0fs (%.0f%%)' % (k, v, 100 * v / total)
+                    for k, v in parts.items()))
         return 0
     return _with_lab(args, body)
 
