@@ -106,7 +106,9 @@ dots=......................
 nl='
 '
 runi=$((0x$run))
-blk=/tmp/mtp-block
+# one file per agent: two agents on one host (the unit tests) must not
+# share it
+blk=${TMPDIR:-/tmp}/mtp-block.$$
 seq=0
 discarded=0
 while :; do

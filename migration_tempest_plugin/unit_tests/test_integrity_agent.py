@@ -42,7 +42,7 @@ class TestAgent(testtools.TestCase):
             os.symlink(BUSYBOX, os.path.join(self.bin, applet))
 
     def run_agent(self, *args, **env):
-        full_env = {'PATH': self.bin}
+        full_env = {'PATH': self.bin, 'TMPDIR': self.dir}
         full_env.update(env)
         return subprocess.run([BUSYBOX, 'sh', guest.AGENT_PATH] + list(args),
                               env=full_env, stdout=subprocess.PIPE,
