@@ -429,13 +429,14 @@ class CaseRunner(object):
     # -- the nemesis ------------------------------------------------------
 
     def migrate(self, case, inst, dom, dst_conn, dst=None, on_stats=None,
-                bandwidth_mib=None, extra_flags=0):
+                bandwidth_mib=None, extra_flags=0, post_copy_after_s=None):
         """Migrate `dom` to `dst` (the second node unless told); return the
         outcome: migrated, error, seconds, post_copy, bytes, downtime.
         `on_stats(stats)` sees every sample of the source's job statistics
         (a nemesis acts on them); `bandwidth_mib` caps RAM too, post-copy
         included.  `extra_flags` are added to the case's own (a fault
-        resumes a failed post-copy migration with POSTCOPY_RESUME)."""
+        resumes a failed post-copy migration with POSTCOPY_RESUME);
+        `post_copy_after_s` overrides the settings' delay of the switch."""
         lv = self.libvirt
         dst = dst or self.dst
         value = case.flags | extra_flags
@@ -472,7 +473,8 @@ class CaseRunner(object):
         monitor = threading.Thread(
             target=self._monitor, args=(dom, done, outcome,
                                         flags.has(value, 'POSTCOPY')
-                                        and not resuming, on_stats),
+                                        and not resuming, on_stats,
+                                        post_copy_after_s),
             daemon=True)
         monitor.start()
         watchdog = threading.Timer(self.settings.migration_timeout_s,
@@ -494,11 +496,14 @@ class CaseRunner(object):
             self._read_stats(dst_conn, inst, outcome)
         return outcome
 
-    def _monitor(self, dom, done, outcome, post_copy, on_stats=None):
+    def _monitor(self, dom, done, outcome, post_copy, on_stats=None,
+                 post_copy_after_s=None):
         """Samples the source's job statistics while the migration runs
         (the source domain is gone afterwards) and, for POSTCOPY, switches
         to post-copy once the RAM phase has begun."""
-        switch_at = time.monotonic() + self.settings.post_copy_after_s
+        if post_copy_after_s is None:
+            post_copy_after_s = self.settings.post_copy_after_s
+        switch_at = time.monotonic() + post_copy_after_s
         while not done.wait(0.1):
             try:
                 stats = dom.jobStats()

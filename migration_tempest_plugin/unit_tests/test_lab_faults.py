@@ -1,5 +1,7 @@
 """The fault cases' pure parts: their expectations and verdicts."""
 
+import types
+
 import testtools
 
 from migration_tempest_plugin import flags
@@ -31,6 +33,40 @@ class TestFaultCases(testtools.TestCase):
         self.assertIn('local/nova-block+cut-network', alone)
         self.assertIn('local/nova-block+kill-destination-libvirtd', alone)
         self.assertNotIn('local/nova-block+abort-source', alone)
+
+    def test_post_copy_faults_run_on_the_post_copy_set(self):
+        cases = {c.fault.name: c for c in faults.fault_cases()
+                 if c.fault.phase == 'post-copy'}
+        self.assertEqual({'cut-network-post-copy', 'pause-source-post-copy',
+                          'abort-destination-post-copy'}, set(cases))
+        for case in cases.values():
+            self.assertEqual('shared', case.storage)
+            self.assertTrue(flags.has(case.flags, 'POSTCOPY'))
+            self.assertIn('POSTCOPY', case.expectation().reason)
+        # Only the cut disturbs the lab.
+        self.assertEqual({'cut-network-post-copy'}, {
+            name for name, case in cases.items() if case.exclusive})
+
+
+class TestStateName(testtools.TestCase):
+
+    lv = types.SimpleNamespace(
+        VIR_DOMAIN_RUNNING=1, VIR_DOMAIN_PAUSED=3, VIR_DOMAIN_SHUTOFF=5,
+        VIR_DOMAIN_RUNNING_POSTCOPY=10, VIR_DOMAIN_RUNNING_POSTCOPY_FAILED=11,
+        VIR_DOMAIN_RUNNING_LAST=12, VIR_DOMAIN_PAUSED_POSTCOPY=12,
+        VIR_DOMAIN_PAUSED_POSTCOPY_FAILED=13)
+
+    def test_reasons_by_name(self):
+        self.assertEqual('PAUSED/POSTCOPY_FAILED',
+                         faults.state_name(self.lv, 3, 13))
+        self.assertEqual('PAUSED/POSTCOPY', faults.state_name(self.lv, 3, 12))
+        self.assertEqual('RUNNING/POSTCOPY_FAILED',
+                         faults.state_name(self.lv, 1, 11))
+
+    def test_unknown_reason_or_state_by_number(self):
+        self.assertEqual('RUNNING/12', faults.state_name(self.lv, 1, 12))
+        self.assertEqual('SHUTOFF/2', faults.state_name(self.lv, 5, 2))
+        self.assertEqual('7/0', faults.state_name(self.lv, 7, 0))
 
 
 class TestFaultVerdict(testtools.TestCase):
