@@ -385,6 +385,12 @@ class CaseRunner(object):
     def _result(self, case, expectation, verdict, message, started, outcome):
         agrees = (case.fault.agrees(verdict) if case.fault
                   else agreement(expectation, verdict, message))
+        finding = '' if agrees else finding_text(expectation, verdict,
+                                                 message)
+        if case.fault and outcome and not outcome.get('fired'):
+            # The case tested nothing: never an agreement.
+            agrees = False
+            finding = 'the fault was never injected (%s)' % message
         return Result(
             storage=case.storage, flag_set=case.name,
             flags=flags.names(case.flags), verdict=verdict,
@@ -400,8 +406,7 @@ class CaseRunner(object):
             downtime_ms=outcome.get('downtime_ms', 0),
             memory_bytes_transferred=outcome.get('memory_bytes', 0),
             disk_bytes_copied=outcome.get('disk_bytes', 0),
-            finding='' if agrees else finding_text(expectation, verdict,
-                                                   message))
+            finding=finding)
 
     def judge(self, inst, node, evidence_dir=None):
         """Read the guest's disk on `node` (where a host running it would
@@ -521,8 +526,11 @@ class CaseRunner(object):
                 try:
                     dom.migrateStartPostCopy(0)
                     outcome['post_copy'] = True
-                except self.libvirt.libvirtError:
-                    pass  # the RAM phase has not begun yet; ask again
+                    LOG.debug('switched to post-copy after %d bytes of RAM',
+                              stats['memory_processed'])
+                except self.libvirt.libvirtError as exc:
+                    # The RAM phase has not begun yet; ask again.
+                    LOG.debug('migrateStartPostCopy: %s', exc)
 
     def _abort(self, dom, outcome):
         outcome['timeout'] = 'did not finish in %ds; aborted' % \

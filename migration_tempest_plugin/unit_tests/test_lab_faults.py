@@ -100,3 +100,18 @@ class TestFaultVerdict(testtools.TestCase):
         _verdict, message = self.fault.verdict(_outcome(fired=False,
                                                         migrated=True))
         self.assertIn('ended before the fault was due', message)
+
+    def test_fault_that_never_fired_is_a_finding(self):
+        # An INTACT disk says nothing when the nemesis never acted.
+        case = faults.fault_cases()[0]
+        outcome = _outcome(fired=False, migrated=True, error='')
+        verdict, message = case.fault.verdict(outcome)
+        result = matrix.CaseRunner._result(
+            None, case, case.expectation(), verdict, message, 0.0, outcome)
+        self.assertEqual('INTACT', result.verdict)
+        self.assertFalse(result.agrees)
+        self.assertIn('never injected', result.finding)
+        fired = matrix.CaseRunner._result(
+            None, case, case.expectation(), 'INTACT', '', 0.0,
+            _outcome(migrated=True, error=''))
+        self.assertTrue(fired.agrees)
