@@ -226,7 +226,12 @@ class PostCopyFault(Fault):
     back, and the run attempts it: the same migration again, with
     POSTCOPY_RESUME.  Every wait is bounded."""
 
-    AFTER_SWITCH_S = 0      # from the switch to the fault
+    # libvirt shows the destination RUNNING once QEMU's RESUME event
+    # comes, before its `cont` returns.  A pause in that window (about
+    # 0.1 s) left the destination QEMU unanswering and the migration call
+    # hung in 2 of 3 runs (doc/source/faults.rst); the cases test the
+    # post-copy phase proper, and what libvirt promises there.
+    AFTER_SWITCH_S = 1
     HEAL_AFTER_S = 60       # restore() then, whatever libvirt did
     FAILED_WAIT_S = 5       # for the destination to see the failure too
     # A resume sent 10 ms after the failure hung libvirt 9.0's Prepare on
@@ -441,13 +446,6 @@ class PauseSourcePostCopy(PostCopyFault):
     """The source pauses its post-copy migration (virsh domjobabort
     --postcopy): libvirt's own way to interrupt post-copy, which leaves it
     resumable."""
-
-    # libvirt shows the destination RUNNING once QEMU's RESUME event
-    # comes, before its `cont` returns.  A pause in that window (about
-    # 0.1 s) left the destination QEMU unanswering and the migration call
-    # hung in 2 of 3 runs (doc/source/faults.rst); the case tests the
-    # recovery libvirt promises, from the post-copy phase proper.
-    AFTER_SWITCH_S = 1
 
     def inject(self, runner, inst, dom, dst_conn):
         dom.abortJobFlags(runner.libvirt.VIR_DOMAIN_ABORT_JOB_POSTCOPY)
