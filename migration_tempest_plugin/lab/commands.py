@@ -132,22 +132,27 @@ def run_cases(args, lab, cases):
     # Fault cases last longest: started first, they do not hold the tail.
     side_by_side = sorted((n for n in range(len(cases)) if n not in alone),
                           key=lambda n: cases[n].fault is None)
-    say('lab: %d cases, %d at a time (%d of them alone: they disturb the '
-        'whole lab)' % (len(cases), args.jobs, len(alone)))
+    say('lab: %d cases, %d at a time (%d of them, one after the other, '
+        'hold the nodes\' link alone while they disturb it; the others '
+        'boot meanwhile)' % (len(cases), args.jobs, len(alone)))
     results = [None] * len(cases)
-    done = 0
-    for group, jobs in ((side_by_side, args.jobs), (alone, 1)):
-        pool = futures.ThreadPoolExecutor(jobs)
-        try:
-            running = {pool.submit(run_one, cases[n]): n for n in group}
-            for future in futures.as_completed(running):
-                done += 1
-                results[running[future]] = future.result()
-                say(report.progress_line(done, len(cases),
-                                         results[running[future]]))
-        finally:
-            # On Ctrl-C no queued case may start; the running ones end
-            # when the lab goes down under them.
+    # The cases that hold the link alone run in a lane of their own, beside
+    # the others: only their migrations exclude the others' (NodesLink).
+    pools = [futures.ThreadPoolExecutor(args.jobs),
+             futures.ThreadPoolExecutor(1)]
+    try:
+        running = {}
+        for pool, group in zip(pools, (side_by_side, alone)):
+            running.update({pool.submit(run_one, cases[n]): n
+                            for n in group})
+        for done, future in enumerate(futures.as_completed(running), 1):
+            results[running[future]] = future.result()
+            say(report.progress_line(done, len(cases),
+                                     results[running[future]]))
+    finally:
+        # On Ctrl-C no queued case may start; the running ones end when
+        # the lab goes down under them.
+        for pool in pools:
             pool.shutdown(wait=False, cancel_futures=True)
     return results
 
@@ -270,7 +275,8 @@ def cmd_bench(args):
 
     def body(lab):
         walls, per_case, shares = [], {}, []
-        parts = dict.fromkeys(('boot', 'migration', 'verify', 'rest'), 0.0)
+        parts = dict.fromkeys(('boot', 'link wait', 'migration', 'verify',
+                               'rest'), 0.0)
         for n in range(args.rounds):
             cases = _cases(args)
             started = time.monotonic()
@@ -285,10 +291,12 @@ def cmd_bench(args):
                     shares.append(r.verify_s / r.duration_s)
                 # where a case's time goes, summed over cases and rounds
                 parts['boot'] += r.boot_s
+                parts['link wait'] += r.link_wait_s
                 parts['migration'] += r.migration_s
                 parts['verify'] += r.verify_s or 0.0
                 parts['rest'] += max(0.0, r.duration_s - r.boot_s -
-                                     r.migration_s - (r.verify_s or 0.0))
+                                     r.link_wait_s - r.migration_s -
+                                     (r.verify_s or 0.0))
         say('')
         say('median wall time of the matrix: %.1fs over %d round(s)' % (
             statistics.median(walls), len(walls)))

@@ -173,6 +173,7 @@ class KillDestinationLibvirtd(Fault):
     def restore(self, runner):
         runner.dst.start_libvirtd()
         runner.dst.wait_libvirtd()
+        runner.link.release_alone()
 
 
 class CutNetwork(Fault):
@@ -191,16 +192,21 @@ class CutNetwork(Fault):
                             (runner.dst, runner.src)):
             node.run(['ip', 'route', verb, 'blackhole',
                       other.address + '/32'], check=(verb == 'add'))
+        if verb == 'del':
+            runner.link.release_alone()
 
     def inject(self, runner, inst, dom, dst_conn):
         self._routes(runner, 'add')
-        timer = threading.Timer(self.CUT_SECONDS, self._routes,
-                                args=(runner, 'del'))
-        timer.daemon = True
-        timer.start()
+        self._heal = threading.Timer(self.CUT_SECONDS, self._routes,
+                                     args=(runner, 'del'))
+        self._heal.daemon = True
+        self._heal.start()
         return 'network cut for %ds' % self.CUT_SECONDS
 
     def restore(self, runner):
+        # Not later: the timer would heal the next case's cut.
+        if getattr(self, '_heal', None):
+            self._heal.cancel()
         self._routes(runner, 'del')
 
 

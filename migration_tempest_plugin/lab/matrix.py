@@ -3,6 +3,7 @@ case = boot a writing guest, migrate it (the nemesis), read the disk back,
 let the oracle judge.
 """
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -178,6 +179,7 @@ class Result:
     post_copy: bool = False     # the switch to post-copy happened
     duration_s: float = 0.0
     boot_s: float = 0.0
+    link_wait_s: float = 0.0      # waiting for a case that held it alone
     migration_s: float = 0.0
     verify_s: float = 0.0
     downtime_ms: int = 0
@@ -227,6 +229,52 @@ class CaseError(errors.Error):
 ZEROING_WORK_BLOCKS = 256
 
 
+class NodesLink(object):
+    """The network and the libvirtds between the two nodes, which every
+    migration uses.  Cases share it; a case whose fault disturbs it (a cut,
+    a killed libvirtd) holds it alone.  A case holds it from its migration
+    to its end, so other cases boot their guests meanwhile; a case that
+    holds it alone hands it back as soon as the link is whole again
+    (release_alone), however long its migration goes on.  A case that
+    wants it alone is served before any case that asks after it."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._sharing = 0
+        self._alone = False
+        self._waiting_alone = 0
+
+    @contextlib.contextmanager
+    def held(self, alone=False):
+        with self._cond:
+            if alone:
+                self._waiting_alone += 1
+                self._cond.wait_for(
+                    lambda: not self._alone and not self._sharing)
+                self._waiting_alone -= 1
+                self._alone = True
+            else:
+                self._cond.wait_for(
+                    lambda: not self._alone and not self._waiting_alone)
+                self._sharing += 1
+        try:
+            yield
+        finally:
+            if alone:
+                self.release_alone()
+            else:
+                with self._cond:
+                    self._sharing -= 1
+                    self._cond.notify_all()
+
+    def release_alone(self):
+        """The link is whole again (idempotent; one case at a time holds
+        it alone, so only that case may call this)."""
+        with self._cond:
+            self._alone = False
+            self._cond.notify_all()
+
+
 @dataclasses.dataclass
 class Settings:
     bandwidth_mib: int = 0        # cap for disk-copying cases, 0 = none
@@ -255,6 +303,7 @@ class CaseRunner(object):
         self.consoles = os.path.join(work_dir, 'consoles')
         os.makedirs(self.consoles, exist_ok=True)
         self.src, self.dst = lab.nodes[0], lab.nodes[1]
+        self.link = NodesLink()
         self._zeroing_layouts = {}
 
     def layout_for(self, case):
@@ -295,11 +344,17 @@ class CaseRunner(object):
         return self.libvirt.open(node.uri)
 
     def run(self, case):
+        with contextlib.ExitStack() as link:
+            return self._run(case, link)
+
+    def _run(self, case, link):
+        """One case; `link` holds the nodes' link, taken after the boot,
+        until the case has cleaned up after itself."""
         started = time.monotonic()
         expectation = case.expectation()
         inst = self.instance(case)
         src_conn = self.connect(self.src)
-        dst_conn = self.connect(self.dst)
+        dst_conn = None
         outcome = {}
         try:
             inst.create_disks(self.src)
@@ -307,6 +362,9 @@ class CaseRunner(object):
             self.wait_acks(inst, self.settings.acks_before,
                            self.settings.boot_timeout_s, 'boot')
             boot_s = time.monotonic() - started
+            link.enter_context(self.link.held(alone=case.exclusive))
+            link_wait_s = time.monotonic() - started - boot_s
+            dst_conn = self.connect(self.dst)
             acks_at_start = self.ack_count(inst)
             if case.flag_set.paused:
                 dom.suspend()
@@ -315,6 +373,7 @@ class CaseRunner(object):
             else:
                 outcome = self.migrate(case, inst, dom, dst_conn)
             outcome['boot_s'] = boot_s
+            outcome['link_wait_s'] = link_wait_s
             acks_at_end = self.ack_count(inst)
             here = dst_conn if outcome['migrated'] else src_conn
             dom = here.lookupByUUIDString(inst.uuid)
@@ -348,10 +407,11 @@ class CaseRunner(object):
                 m for m in (str(exc), outcome.get('note')) if m),
                 started, outcome)
         finally:
-            self.destroy_everywhere(inst, (src_conn, dst_conn))
+            conns = [c for c in (src_conn, dst_conn) if c]
+            self.destroy_everywhere(inst, conns)
             inst.remove_files()
-            src_conn.close()
-            dst_conn.close()
+            for conn in conns:
+                conn.close()
         if report.verdict == 'INTACT' and outcome.get('stopped'):
             verdict, message = 'STOPPED', '; '.join(
                 m for m in (outcome['stopped'], outcome.get('error'),
@@ -401,6 +461,7 @@ class CaseRunner(object):
             migrated=outcome.get('migrated', False),
             post_copy=outcome.get('post_copy', False),
             boot_s=round(outcome.get('boot_s', 0.0), 2),
+            link_wait_s=round(outcome.get('link_wait_s', 0.0), 2),
             duration_s=round(time.monotonic() - started, 2),
             migration_s=round(outcome.get('seconds', 0.0), 2),
             downtime_ms=outcome.get('downtime_ms', 0),

@@ -1,4 +1,5 @@
 import json
+import threading
 
 import testtools
 
@@ -129,3 +130,54 @@ class TestControlsAndReports(testtools.TestCase):
     def test_table_lists_every_case(self):
         text = report.table([result(), result('shared', 'nova-live')])
         self.assertEqual(4, len(text.splitlines()))
+
+
+class TestNodesLink(testtools.TestCase):
+    """Ordering only: each wait is on an event, bounded, never a timing."""
+
+    def _holder(self, link, alone, inside, leave):
+        def hold():
+            with link.held(alone=alone):
+                inside.set()
+                leave.wait(10)
+        thread = threading.Thread(target=hold, daemon=True)
+        thread.start()
+        self.addCleanup(thread.join, 10)
+        self.addCleanup(leave.set)
+        return thread
+
+    def test_cases_share_the_link(self):
+        link = matrix.NodesLink()
+        first, second = threading.Event(), threading.Event()
+        self._holder(link, False, first, threading.Event())
+        self._holder(link, False, second, threading.Event())
+        self.assertTrue(first.wait(5))
+        self.assertTrue(second.wait(5))
+
+    def test_alone_waits_for_sharers_and_goes_before_later_ones(self):
+        link = matrix.NodesLink()
+        shared_in, shared_out = threading.Event(), threading.Event()
+        self._holder(link, False, shared_in, shared_out)
+        self.assertTrue(shared_in.wait(5))
+        alone_in, alone_out = threading.Event(), threading.Event()
+        self._holder(link, True, alone_in, alone_out)
+        self.assertFalse(alone_in.wait(0.2))    # a sharer holds it
+        later_in = threading.Event()
+        self._holder(link, False, later_in, threading.Event())
+        shared_out.set()
+        self.assertTrue(alone_in.wait(5))
+        self.assertFalse(later_in.is_set())     # alone holds it now
+        alone_out.set()
+        self.assertTrue(later_in.wait(5))
+
+    def test_a_case_hands_the_link_back_once_it_is_whole(self):
+        link = matrix.NodesLink()
+        alone_in, alone_out = threading.Event(), threading.Event()
+        self._holder(link, True, alone_in, alone_out)
+        self.assertTrue(alone_in.wait(5))
+        later_in = threading.Event()
+        self._holder(link, False, later_in, threading.Event())
+        self.assertFalse(later_in.wait(0.2))
+        link.release_alone()            # healed; its migration goes on
+        self.assertTrue(later_in.wait(5))
+        alone_out.set()
