@@ -243,10 +243,11 @@ class PostCopyFault(Fault):
     # A resume sent 10 ms after the failure hung libvirt 9.0's Prepare on
     # the destination for 10 minutes (its Finish was still unwinding).
     RESUME_SETTLE_S = 3
-    # A call moves at most the guest's RAM (128 MiB at 16 MiB/s, 8 s).
-    # libvirt 9.0 once left the source's migration call blocked for 20
-    # minutes after pausing post-copy there (doc/source/faults.rst).
-    MIGRATION_HANG_S = 45
+    # The longest call that ends by itself: a cut, which keepalive ends
+    # after 30 s (here about 31 s in all); a resume moves at most the
+    # guest's RAM (128 MiB at 16 MiB/s, 8 s).  libvirt 9.0 once left the
+    # migration call blocked for 20 minutes (doc/source/faults.rst).
+    MIGRATION_HANG_S = 60
     RESUME_HANG_S = 30
     RECOVERY_S = 60         # no resume attempt starts after this
     RESUME_RETRY_S = 5
