@@ -132,9 +132,10 @@ def run_cases(args, lab, cases):
     # Fault cases last longest: started first, they do not hold the tail.
     side_by_side = sorted((n for n in range(len(cases)) if n not in alone),
                           key=lambda n: cases[n].fault is None)
-    say('lab: %d cases, %d at a time (%d of them, one after the other, '
-        'hold the nodes\' link alone while they disturb it; the others '
-        'boot meanwhile)' % (len(cases), args.jobs, len(alone)))
+    say('lab: %d cases, %d at a time' % (len(cases), args.jobs) + (
+        '; %d of them, one after the other, hold the nodes\' link alone '
+        'while they disturb it, and the others boot meanwhile'
+        % len(alone) if alone else ''))
     results = [None] * len(cases)
     # The cases that hold the link alone run in a lane of their own, beside
     # the others: only their migrations exclude the others' (NodesLink).
