@@ -161,13 +161,15 @@ def entries(pids):
     return out
 
 
-def terminate(pairs, timeout=15.0):
+def terminate(pairs, timeout=15.0, hard=False):
     """SIGTERM the (pid, start) pairs that are still ours, wait, then
-    SIGKILL what is left.  Returns the PIDs still alive (should be none).
-    A zombie counts as gone: its parent, not us, may be the one to reap
-    it (psutil.wait_procs would wait for that)."""
+    SIGKILL what is left (`hard`: SIGKILL at once, as a host that fails).
+    Returns the PIDs still alive (should be none).  A zombie counts as
+    gone: its parent, not us, may be the one to reap it (psutil.wait_procs
+    would wait for that)."""
     left = [(p, s) for p, s in pairs if pid_alive(p, s)]
-    for signal_them, wait in (('terminate', timeout), ('kill', 5.0)):
+    steps = (('terminate', timeout), ('kill', 5.0))
+    for signal_them, wait in steps[1:] if hard else steps:
         for pid, start in left:
             with contextlib.suppress(psutil.Error):
                 proc = psutil.Process(pid)

@@ -143,15 +143,17 @@ def _image(conn, name, path, disk_format, properties):
         allow_duplicates=True, lab_sha256=digest, **properties)
 
 
-def _flavor(conn, name, ram, vcpus, disk):
+def _flavor(conn, name, ram, vcpus, disk, ephemeral=0, swap=0):
     flavor = conn.compute.find_flavor(name)
-    if flavor is not None and (flavor.ram, flavor.vcpus, flavor.disk) != (
-            ram, vcpus, disk):
+    if flavor is not None and (
+            flavor.ram, flavor.vcpus, flavor.disk, flavor.ephemeral,
+            flavor.swap or 0) != (ram, vcpus, disk, ephemeral, swap):
         conn.compute.delete_flavor(flavor)
         flavor = None
     if flavor is None:
-        flavor = conn.compute.create_flavor(name=name, ram=ram, vcpus=vcpus,
-                                            disk=disk, is_public=True)
+        flavor = conn.compute.create_flavor(
+            name=name, ram=ram, vcpus=vcpus, disk=disk, ephemeral=ephemeral,
+            swap=swap, is_public=True)
     return flavor
 
 
@@ -164,6 +166,11 @@ def step_images(spec):
         'kernel_id': kernel.id, 'ramdisk_id': ramdisk.id,
         'os_command_line': spec['cmdline'],
         'hw_disk_bus': 'virtio',
+        # The guest's init does not handle ACPI, so nova would wait
+        # [DEFAULT] shutdown_timeout (60 s) before every power-off of a cold
+        # migration, resize or shelve.  It acknowledges only durable writes,
+        # so cutting its power at once breaks no promise it made.
+        'os_shutdown_timeout': '0',
     })
     flavors = {key: _flavor(conn, **f).id
                for key, f in spec['flavors'].items()}

@@ -43,6 +43,22 @@ def add_arguments(parser):
                             'it is now, and wait until it reports')
     common(p)
     p.add_argument('name', help='compute host, e.g. lab-n1')
+    p.add_argument('--no-wait', action='store_true',
+                   help='return once the new process has started, as '
+                        'systemctl restart does (the tests wait for its '
+                        'report themselves)')
+    # A host that fails and comes back, for the evacuate tests; they reach
+    # these through the compute hosts file, over SSH into the node.
+    for name, text in (
+            ('stop-compute', 'stop one nova-compute'),
+            ('start-compute', 'start one nova-compute again'),
+            ('kill-libvirtd', "SIGKILL one node's libvirtd, as a host that "
+                              'fails (its guests\' QEMUs are left alone)'),
+            ('start-libvirtd', "start one node's libvirtd again and wait "
+                               'until it answers')):
+        p = sub.add_parser(name, help=text)
+        common(p)
+        p.add_argument('name', help='compute host, e.g. lab-n1')
     return parser
 
 
@@ -73,8 +89,18 @@ def run(args):
             return 0 if status['up'] else 3
         if args.cloud_command == 'restart-compute':
             c = cloudlib.Cloud(args.state_dir)
-            c.restart_compute(args.name)
-            print('cloud: %s restarted and reporting' % args.name)
+            c.restart_compute(args.name, wait=not args.no_wait)
+            print('cloud: %s restarted%s' % (
+                args.name, '' if args.no_wait else ' and reporting'))
+            return 0
+        host_steps = {'stop-compute': 'stop_compute',
+                      'start-compute': 'start_compute',
+                      'kill-libvirtd': 'kill_libvirtd',
+                      'start-libvirtd': 'start_libvirtd'}
+        if args.cloud_command in host_steps:
+            c = cloudlib.Cloud(args.state_dir)
+            getattr(c, host_steps[args.cloud_command])(args.name)
+            print('cloud: %s: %s done' % (args.name, args.cloud_command))
             return 0
     except errors.Error as exc:
         print('cloud: ERROR: %s' % exc, file=sys.stderr)

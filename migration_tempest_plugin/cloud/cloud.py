@@ -2,6 +2,7 @@
 
 Each service is a module with devstack's verbs, as far as it needs them:
 ``venv.install``; ``mariadb.install/start/wait/init/stop``;
+``ssh.configure/start/wait/stop``;
 ``rabbitmq.configure/start/wait/stop``; ``apis.configure/init/start/wait/
 stop``; ``nova.configure/init/start_control/start_compute/wait_computes/
 stop_control/stop_computes/cleanup``.  ``Cloud`` only sequences them (and
@@ -38,6 +39,7 @@ from migration_tempest_plugin.cloud import config as cfg
 from migration_tempest_plugin.cloud import mariadb
 from migration_tempest_plugin.cloud import nova
 from migration_tempest_plugin.cloud import rabbitmq
+from migration_tempest_plugin.cloud import ssh
 from migration_tempest_plugin.cloud import tempest_conf
 from migration_tempest_plugin.cloud import venv as venvlib
 from migration_tempest_plugin.integrity import guest as guestlib
@@ -257,6 +259,9 @@ class Cloud:
         self.say('cloud: the lab guest (kernel, initramfs, disk)')
         guest, disk = self.guest_files()
         hostnames = nova.node_hostnames(self)
+        self.say('cloud: sshd on the nodes (nova moves disks over SSH)')
+        ssh.configure(self, s)
+        ssh.start(self, s)
         mariadb.wait(self, s)
         mariadb.init(self, s)
         mark('mariadb', t)
@@ -299,6 +304,8 @@ class Cloud:
             apis.wait(self, s, api)
         mark('apis', t)
 
+        ssh.wait(self, s)
+        ssh.check_between_nodes(self)
         t = time.monotonic()
         self.say('cloud: nova-compute on %s' % ', '.join(
             c.name for c in s.computes))
@@ -312,12 +319,20 @@ class Cloud:
                 'guest': {'name': cfg.FLAVOR_NAME, 'ram': 128, 'vcpus': 1,
                           'disk': 1},
                 'alt': {'name': cfg.FLAVOR_ALT_NAME, 'ram': 192, 'vcpus': 1,
-                        'disk': 1}}})
+                        'disk': 1},
+                # A resize that grows the root disk.
+                'bigger': {'name': cfg.FLAVOR_BIGGER_NAME, 'ram': 128,
+                           'vcpus': 1, 'disk': 2},
+                # Several disks per guest: ephemeral and swap beside root.
+                'disks': {'name': cfg.FLAVOR_DISKS_NAME, 'ram': 128,
+                          'vcpus': 1, 'disk': 1, 'ephemeral': 1,
+                          'swap': 16}}})
         listing = nova.wait_computes(self, s, hostnames)
         mark('computes', t)
 
         conf = tempest_conf.write_workspace(s, ids, self.compute_nodes(),
-                                            self.state_dir)
+                                            self.state_dir,
+                                            ssh.tempest_key(self))
         total = round(time.monotonic() - started, 1)
         self.save_meta(state='up', ids=ids, hypervisors=hostnames,
                        timings=timings, up_seconds=total,
@@ -333,8 +348,40 @@ class Cloud:
                                               self.bin('openstack')))
         return 0
 
-    def restart_compute(self, name):
-        return nova.restart_compute(self, name)
+    def restart_compute(self, name, wait=True):
+        return nova.restart_compute(self, name, wait=wait)
+
+    def stop_compute(self, name):
+        compute, _node = self.compute_node(name)
+        if not self.sup.stop(nova.compute_key(compute)):
+            raise base.CloudError('nova-compute on %s would not stop' % name)
+
+    def start_compute(self, name):
+        compute, node = self.compute_node(name)
+        nova.start_compute(self, self.settings(), compute, node)
+
+    def kill_libvirtd(self, name):
+        """libvirtd of a node ends as on a host that fails: SIGKILL, no
+        clean-up (its guests' QEMUs are not in its session)."""
+        _compute, node = self.compute_node(name)
+        left = rt.terminate(rt.entries(self.lab().procs.members(
+            node.proc_key)), hard=True)
+        if left:
+            raise base.CloudError('libvirtd on %s outlived SIGKILL: %s'
+                                  % (name, left))
+        self.lab().procs.forget(node.proc_key)
+
+    def start_libvirtd(self, name):
+        _compute, node = self.compute_node(name)
+        node.start_libvirtd()
+        node.wait_libvirtd()
+
+    def compute_node(self, name):
+        for compute, node in self.compute_nodes():
+            if compute.name == name:
+                return compute, node
+        raise base.CloudError('no compute %r (have %s)' % (
+            name, ', '.join(c.name for c, _n in self.compute_nodes())))
 
     # -- down -----------------------------------------------------------------
 
@@ -352,7 +399,7 @@ class Cloud:
         """Stop every process of the cloud, tier by tier in the reverse of
         their start: the computes, then the control services and APIs,
         then RabbitMQ and MariaDB; return the names that would not stop."""
-        left = nova.stop_computes(self)
+        left = nova.stop_computes(self) + ssh.stop(self)
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             for future in [pool.submit(nova.stop_control, self),
                            pool.submit(apis.stop, self)]:
@@ -403,7 +450,8 @@ class Cloud:
         local = base.address_is_local(s.host)
         expected = (list(mariadb.SERVICES + rabbitmq.SERVICES)
                     + list(cfg.APIS) + list(nova.CONTROL)
-                    + [nova.compute_key(c) for c in s.computes])
+                    + [nova.compute_key(c) for c in s.computes]
+                    + [ssh.service_key(c) for c in s.computes])
         for name in expected + [n for n in self.sup.names()
                                 if n not in expected]:
             pids = self.sup.members(name)

@@ -52,6 +52,8 @@ RABBIT_USER = 'lab'
 INSTANCES_DIR = 'nova'   # nova's instances_path: <storage path>/nova
 FLAVOR_NAME = 'lab.guest'
 FLAVOR_ALT_NAME = 'lab.guest.alt'
+FLAVOR_BIGGER_NAME = 'lab.guest.bigger'
+FLAVOR_DISKS_NAME = 'lab.guest.disks'
 IMAGE_NAMES = {'kernel': 'lab-guest-kernel', 'ramdisk': 'lab-guest-ramdisk',
                'disk': 'lab-guest'}
 # Nova's migration options the tests may flip; mirrored into [migration].
@@ -60,6 +62,11 @@ MIGRATION_OPTIONS = ('live_migration_tunnelled',
                      'live_migration_permit_post_copy',
                      'live_migration_permit_auto_converge',
                      'live_migration_parallel_connections')
+# The scheduler filters, as devstack enables them (lib/nova FILTERS).
+SCHEDULER_FILTERS = ('ComputeFilter', 'ComputeCapabilitiesFilter',
+                     'ImagePropertiesFilter', 'ServerGroupAntiAffinityFilter',
+                     'ServerGroupAffinityFilter', 'SameHostFilter',
+                     'DifferentHostFilter')
 # The lab's storage modes that the cloud offers (flags.STORAGE_MODES) ->
 # the plugin's [migration] storage choice.
 PLUGIN_STORAGE = {'local': 'local', 'shared': 'nfs'}

@@ -99,7 +99,12 @@ def nova_conf(s):
         # `cloud up` runs discover_hosts itself once the computes report.
         ('discover_hosts_in_cells_interval', -1),
     ])
-    sections['filter_scheduler'] = {'track_instance_changes': False}
+    sections['filter_scheduler'] = collections.OrderedDict([
+        ('track_instance_changes', False),
+        # devstack's list: nova's defaults plus the two that tempest's
+        # affinity tests need (tempest.conf names the same list).
+        ('enabled_filters', ','.join(cfg.SCHEDULER_FILTERS)),
+    ])
     return cfg.render_ini(sections, cfg.HEADER)
 
 
@@ -240,16 +245,16 @@ def wait_computes(cloud, s, hostnames, timeout=240):
         timeout, ', '.join(listing['missing'])))
 
 
-def restart_compute(cloud, name, timeout=180):
+def restart_compute(cloud, name, timeout=180, wait=True):
     """Restart one nova-compute with its nova.conf as it is now (the
-    tests edit it), and wait until it reports again."""
+    tests edit it); with `wait`, until it reports again.  Without, it
+    returns once the old process is gone and the new one started, as
+    `systemctl restart` does on devstack (the tests wait themselves)."""
     s = cloud.settings()
-    for compute, node in cloud.compute_nodes():
-        if compute.name == name:
-            break
-    else:
-        raise base.CloudError('no compute %r (have %s)' % (
-            name, ', '.join(c.name for c in s.computes)))
+    compute, node = cloud.compute_node(name)
+    if not wait:
+        start_compute(cloud, s, compute, node, restart=True)
+        return {}
     since = base.now_utc()
     time.sleep(1)
     start_compute(cloud, s, compute, node, restart=True)
@@ -290,6 +295,7 @@ def cleanup(cloud):
                       ignore_errors=True)
         try:
             node.run(['umount', '/etc/hosts'], check=False)
+            node.run(['umount', '/etc/passwd'], check=False)
         except rt.LabError as exc:
             LOG.warning('%s: /etc/hosts stays mounted: %s', compute.name,
                         exc)

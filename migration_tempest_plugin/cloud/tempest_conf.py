@@ -12,6 +12,7 @@ compute) and ``logs/``.  Run tempest from that folder::
 
 import collections
 import os
+import shlex
 import sys
 
 import yaml
@@ -19,7 +20,7 @@ import yaml
 from migration_tempest_plugin.cloud import config as cfg
 
 
-def tempest_sections(s, ids, hosts_file, workspace):
+def tempest_sections(s, ids, hosts_file, workspace, ssh_key_file=None):
     """{section: {option: value}} of tempest.conf.
 
     `ids` holds the bootstrap's image_id and flavors {'guest', 'alt'}.
@@ -73,16 +74,19 @@ def tempest_sections(s, ids, hosts_file, workspace):
         ('block_migrate_cinder_iscsi', False),
         ('live_migrate_back_and_forth', False),
         # Cold migration and resize reach the other compute over SSH (disk
-        # copy, shared-path probe); the lab's nodes run no SSH server.
-        ('cold_migration', False),
-        ('resize', False),
+        # copy, shared-path probe): each lab node runs an sshd (cloud.ssh).
+        ('cold_migration', True),
+        ('resize', True),
+        # As devstack writes it: the filters nova's scheduler runs.
+        ('scheduler_enabled_filters', ','.join(cfg.SCHEDULER_FILTERS)),
         ('console_output', True),
         ('vnc_console', False),
         ('spice_console', False),
         ('serial_console', False),
         ('rescue', False),
-        ('shelve', False),
-        ('snapshot', False),
+        ('shelve', True),
+        ('shelve_migrate', True),
+        ('snapshot', True),
         ('suspend', False),
         ('change_password', False),
         ('config_drive', False),
@@ -109,11 +113,17 @@ def tempest_sections(s, ids, hosts_file, workspace):
     ])
     sections['migration'] = collections.OrderedDict([
         ('storage', cfg.PLUGIN_STORAGE[s.storage]),
-        ('host_access', 'lab'),
+        # As Zuul reaches devstack subnodes: SSH to each compute's address
+        # (the lab's own test hosts), with the tests' own key.
+        ('host_access', 'ssh'),
+        ('ssh_user', 'root'),
+        ('ssh_key_file', ssh_key_file),
         # The lab's nova.conf files are ours: the tests may change them.
         ('reconfigure_computes', True),
         ('image_ref', ids['image_id']),
         ('flavor_ref', flavors['guest']),
+        ('resize_flavor_ref', flavors.get('bigger')),
+        ('disks_flavor_ref', flavors.get('disks')),
         ('compute_hosts_file', hosts_file),
         ('libvirtd_log_path', '/var/log/libvirt/libvirtd.log'),
         ('report_dir', os.path.join(workspace, 'reports')),
@@ -123,24 +133,46 @@ def tempest_sections(s, ids, hosts_file, workspace):
     return sections
 
 
-def tempest_conf(s, ids, hosts_file, workspace):
-    return cfg.render_ini(tempest_sections(s, ids, hosts_file, workspace),
-                          cfg.HEADER)
+def tempest_conf(s, ids, hosts_file, workspace, ssh_key_file=None):
+    return cfg.render_ini(tempest_sections(s, ids, hosts_file, workspace,
+                                           ssh_key_file), cfg.HEADER)
+
+
+def _cloud_command(step, compute, state_dir, *extra):
+    """A shell command that runs the lab cloud's `step` for one compute;
+    run over SSH inside that node, as systemctl runs on a devstack host."""
+    return shlex.join([sys.executable, '-m', 'migration_tempest_plugin.cloud',
+                       step, compute.name, '--state-dir', state_dir]
+                      + list(extra))
 
 
 def compute_hosts(s, nodes, state_dir):
     """The compute-hosts file: per hypervisor hostname, how to reach that
     lab node.  `nodes` are (ComputeNode, lab node) pairs."""
-    # What migration_tempest_plugin.hosts.access reads: `enter` (the argv
-    # prefix into the node's namespaces), `libvirtd_log` (its path on this
-    # machine), `restart`, `nova_conf` and `instances_path`; the rest is
-    # for people and tools.
+    # host_access = ssh (what the workspace's tempest.conf says) reads
+    # `address`, `instances_path`, `libvirtd_log_path`, `nova_conf` and
+    # the shell commands, which run as root in the node over SSH.
+    # host_access = lab reads `enter` (the argv prefix into the node's
+    # namespaces), `libvirtd_log` (its path on this machine) and
+    # `restart`: kept for debugging the plugin without SSH.
     out = {}
     for compute, node in nodes:
         out[compute.name] = {
+            'address': compute.address,
+            'user': 'root',
+            'libvirtd_log_path': '/var/log/libvirt/libvirtd.log',
+            'restart_command': _cloud_command(
+                'restart-compute', compute, state_dir, '--no-wait'),
+            'compute_stop_command': _cloud_command(
+                'stop-compute', compute, state_dir),
+            'compute_start_command': _cloud_command(
+                'start-compute', compute, state_dir),
+            'libvirt_stop_command': _cloud_command(
+                'kill-libvirtd', compute, state_dir),
+            'libvirt_start_command': _cloud_command(
+                'start-libvirtd', compute, state_dir),
             'node': node.name,
             'service_host': compute.name,
-            'address': compute.address,
             'nova_conf': os.path.join(s.nova_compute_dir(compute.name),
                                       'nova.conf'),
             'nova_compute_log': s.path('logs', 'nova-compute-%s.log'
@@ -156,7 +188,7 @@ def compute_hosts(s, nodes, state_dir):
     return yaml.safe_dump(out, default_flow_style=False, sort_keys=False)
 
 
-def write_workspace(s, ids, nodes, state_dir):
+def write_workspace(s, ids, nodes, state_dir, ssh_key_file=None):
     """Write the workspace; return the path of its tempest.conf."""
     workspace = s.path('tempest')
     for sub in ('etc', 'logs', 'lock', 'reports'):
@@ -166,6 +198,6 @@ def write_workspace(s, ids, nodes, state_dir):
         f.write(compute_hosts(s, nodes, state_dir))
     conf = os.path.join(workspace, 'etc', 'tempest.conf')
     with open(conf + '.tmp', 'w') as f:
-        f.write(tempest_conf(s, ids, hosts_file, workspace))
+        f.write(tempest_conf(s, ids, hosts_file, workspace, ssh_key_file))
     os.replace(conf + '.tmp', conf)
     return conf

@@ -5,6 +5,7 @@ Nothing here needs root, a network, the lab or the cloud's venv.
 """
 
 import os
+import shlex
 import tempfile
 
 import testtools
@@ -15,6 +16,7 @@ from migration_tempest_plugin.cloud import config as cfg
 from migration_tempest_plugin.cloud import mariadb
 from migration_tempest_plugin.cloud import nova
 from migration_tempest_plugin.cloud import rabbitmq
+from migration_tempest_plugin.cloud import ssh as cloud_ssh
 from migration_tempest_plugin.cloud import tempest_conf
 from migration_tempest_plugin.cloud import venv as venvlib
 
@@ -207,13 +209,16 @@ class TestTempestConf(testtools.TestCase):
         cfe = conf['compute-feature-enabled']
         self.assertEqual('true', cfe['live_migration'])
         self.assertEqual('true', cfe['block_migration_for_live_migration'])
-        self.assertEqual('false', cfe['cold_migration'])
+        self.assertEqual('true', cfe['cold_migration'])
+        self.assertEqual('true', cfe['resize'])
+        self.assertIn('DifferentHostFilter', cfe['scheduler_enabled_filters'])
         self.assertEqual('2', conf['compute']['min_compute_nodes'])
         self.assertEqual('img-1', conf['compute']['image_ref'])
         self.assertEqual('fl-2', conf['compute']['flavor_ref_alt'])
         m = conf['migration']
         self.assertEqual('local', m['storage'])
-        self.assertEqual('lab', m['host_access'])
+        self.assertEqual('ssh', m['host_access'])
+        self.assertEqual('root', m['ssh_user'])
         self.assertEqual('img-1', m['image_ref'])
         self.assertEqual('fl-1', m['flavor_ref'])
         self.assertEqual('/ws/etc/compute-hosts.yaml',
@@ -272,6 +277,34 @@ class TestTempestConf(testtools.TestCase):
                          h['enter'])
         self.assertEqual(['restart-compute', 'lab-n1', '--state-dir',
                           '/state'], h['restart'][3:])
+        # host_access = ssh: shell commands run inside the node.
+        self.assertEqual('root', h['user'])
+        self.assertEqual('/var/log/libvirt/libvirtd.log',
+                         h['libvirtd_log_path'])
+        for key, step in (('restart_command', 'restart-compute'),
+                          ('compute_stop_command', 'stop-compute'),
+                          ('compute_start_command', 'start-compute'),
+                          ('libvirt_stop_command', 'kill-libvirtd'),
+                          ('libvirt_start_command', 'start-libvirtd')):
+            words = shlex.split(h[key])
+            self.assertEqual([step, 'lab-n1', '--state-dir', '/state'],
+                             words[3:7], key)
+        self.assertIn('--no-wait', h['restart_command'])
+
+    def test_sshd_listens_on_the_node_address_only(self):
+        text = cloud_ssh.sshd_config('10.254.0.1', '/k', '/a')
+        listen = [line for line in text.splitlines()
+                  if line.startswith('ListenAddress')]
+        self.assertEqual(['ListenAddress 10.254.0.1:22'], listen)
+        self.assertIn('PasswordAuthentication no', text)
+
+    def test_passwd_moves_only_roots_home(self):
+        text = cloud_ssh.passwd_text(
+            'root:x:0:0:root:/root:/bin/bash\n'
+            'daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n', '/s/home')
+        self.assertEqual('root:x:0:0:root:/s/home:/bin/bash\n'
+                         'daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n',
+                         text)
 
 
 class TestVenv(testtools.TestCase):
