@@ -50,6 +50,14 @@ MigrationOpts = [
     cfg.StrOpt('flavor_ref',
                help='Flavor for the integrity guest; defaults to '
                     '[compute] flavor_ref.'),
+    cfg.StrOpt('resize_flavor_ref',
+               help='Flavor for the resize tests: the integrity guest\'s '
+                    'flavor with a larger root disk. When unset those tests '
+                    'are skipped.'),
+    cfg.StrOpt('disks_flavor_ref',
+               help='Flavor with an ephemeral and a swap disk beside root, '
+                    'for the several-disks tests. When unset those tests are '
+                    'skipped.'),
     cfg.StrOpt('host_access',
                default='none',
                choices=[('none', 'no access: the flag audit is skipped'),
