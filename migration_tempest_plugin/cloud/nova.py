@@ -62,8 +62,11 @@ def _nova_common(s, state_path):
     sections = collections.OrderedDict()
     default = cfg.common(s, state_path)
     default['my_ip'] = s.host
-    # SIGTERM: finish within seconds (the default waits up to 60).
+    # SIGTERM: finish within seconds (the default waits up to 60), and wait
+    # for no task of the manager: the tests restart computes only between
+    # operations (nova warns when this exceeds the timeout above).
     default['graceful_shutdown_timeout'] = 5
+    default['manager_shutdown_timeout'] = 0
     default['rootwrap_config'] = os.path.join(s.etc('nova'),
                                               'rootwrap.conf')
     sections['DEFAULT'] = default
