@@ -10,20 +10,65 @@
 # TEMPEST_REGEX narrows the tests (default: the whole plugin).  The tests
 # run one at a time: some reconfigure and restart nova-compute on both
 # hosts, and two migrations at once would share two busy cores.
+#
+# tempest run discovers tests through the .stestr.conf of the folder it
+# runs in, and writes one only when there is none: one written by another
+# tempest install (another venv run in the same workspace first) sends
+# discovery to that install's files ("module incorrectly imported").  So
+# each run here first (re)writes it for the tempest on PATH, and
+# TEMPEST_CONFIG runs in a folder of their own (TEMPEST_RUN_DIR, default
+# under tox's env dir), never in the repository, whose .stestr.conf is the
+# unit tests'.
 set -eu
 regex=${TEMPEST_REGEX:-migration_tempest_plugin}
+
+# The python that runs the tempest on PATH.
+tempest_python() {
+    bin=$(dirname "$(command -v tempest)")
+    if [ -x "$bin/python" ]; then
+        echo "$bin/python"
+    else
+        command -v python3
+    fi
+}
+
+# write_stestr_conf DIR: the .stestr.conf of `tempest init` for this
+# tempest install.
+write_stestr_conf() {
+    "$(tempest_python)" - "$1" <<'EOF'
+import os
+import sys
+
+import tempest
+
+top = os.path.dirname(os.path.abspath(tempest.__file__))
+path = os.path.join(sys.argv[1], '.stestr.conf')
+with open(path + '.tmp', 'w') as f:
+    f.write('[DEFAULT]\ntest_path=%s\ntop_dir=%s\n'
+            'group_regex=([^\\.]*\\.)*\n'
+            % (os.path.join(top, 'test_discover'), top))
+os.replace(path + '.tmp', path)
+EOF
+}
+
 if [ -n "${TEMPEST_CONFIG:-}" ]; then
-    exec tempest run --serial --config-file "$TEMPEST_CONFIG" \
-        --regex "$regex" "$@"
+    config=$(realpath "$TEMPEST_CONFIG")
+    run_dir=${TEMPEST_RUN_DIR:-${TOX_ENV_DIR:-$PWD/.tox/tempest}/workspace}
+    mkdir -p "$run_dir"
+    cd "$run_dir"
+    write_stestr_conf .
+    exec tempest run --serial --config-file "$config" --regex "$regex" "$@"
 fi
 if [ -n "${TEMPEST_WORKSPACE:-}" ]; then
     cd "$TEMPEST_WORKSPACE"
+    write_stestr_conf .
     exec tempest run --serial --regex "$regex" "$@"
 fi
 state=${MIGRATION_LAB_STATE:-/var/tmp/migration-lab}
 workspace=$state/cloud/tempest
 
 run_suite() {
+    write_stestr_conf "$workspace"
     (cd "$workspace" && tempest run --serial --config-file etc/tempest.conf \
         --regex "$regex" "$@")
 }

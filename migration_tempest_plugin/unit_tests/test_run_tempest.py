@@ -1,0 +1,92 @@
+"""tools/run-tempest.sh writes the .stestr.conf of the folder tempest runs
+in for the tempest it runs, whatever another tempest install left there.
+`tempest` here is a stand-in that reports how it was run; its `python` is
+this interpreter, which has tempest."""
+
+import configparser
+import os
+import subprocess
+import sys
+
+import fixtures
+import tempest
+import testtools
+
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), 'tools', 'run-tempest.sh')
+STALE = ('[DEFAULT]\ntest_path=/other/venv/lib/python3.11/site-packages/'
+         'tempest/test_discover\ntop_dir=/other/venv/lib/python3.11/'
+         'site-packages/tempest\ngroup_regex=([^\\.]*\\.)*\n')
+TEMPEST = os.path.dirname(os.path.abspath(tempest.__file__))
+
+
+class TestRunTempest(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.dir = self.useFixture(fixtures.TempDir()).path
+        bin_dir = os.path.join(self.dir, 'bin')
+        os.mkdir(bin_dir)
+        fake = os.path.join(bin_dir, 'tempest')
+        with open(fake, 'w') as f:
+            f.write('#!/bin/sh\necho "cwd=$PWD"\necho "args=$*"\n')
+        os.chmod(fake, 0o755)
+        # A wrapper, not a link: a link to a venv's python outside the
+        # venv is the bare interpreter.
+        python = os.path.join(bin_dir, 'python')
+        with open(python, 'w') as f:
+            f.write('#!/bin/sh\nexec %s "$@"\n' % sys.executable)
+        os.chmod(python, 0o755)
+        self.env = dict(os.environ, PATH=bin_dir + os.pathsep +
+                        os.environ['PATH'])
+        for name in ('TEMPEST_CONFIG', 'TEMPEST_WORKSPACE', 'TEMPEST_REGEX',
+                     'TEMPEST_RUN_DIR', 'TOX_ENV_DIR'):
+            self.env.pop(name, None)
+
+    def run_script(self, cwd=None, **env):
+        result = subprocess.run(['sh', SCRIPT], env=dict(self.env, **env),
+                                cwd=cwd or self.dir, capture_output=True,
+                                text=True, timeout=60)
+        self.assertEqual(0, result.returncode, result.stderr)
+        return dict(line.split('=', 1)
+                    for line in result.stdout.splitlines())
+
+    def assert_conf_for_this_tempest(self, folder):
+        conf = configparser.ConfigParser(interpolation=None)
+        conf.read(os.path.join(folder, '.stestr.conf'))
+        self.assertEqual(os.path.join(TEMPEST, 'test_discover'),
+                         conf['DEFAULT']['test_path'])
+        self.assertEqual(TEMPEST, conf['DEFAULT']['top_dir'])
+        self.assertEqual(r'([^\.]*\.)*', conf['DEFAULT']['group_regex'])
+
+    def test_workspace_conf_of_another_install_is_rewritten(self):
+        workspace = os.path.join(self.dir, 'ws')
+        os.mkdir(workspace)
+        with open(os.path.join(workspace, '.stestr.conf'), 'w') as f:
+            f.write(STALE)
+        out = self.run_script(TEMPEST_WORKSPACE=workspace,
+                              TEMPEST_REGEX='Abort')
+        self.assertEqual(workspace, out['cwd'])
+        self.assertEqual('run --serial --regex Abort', out['args'])
+        self.assert_conf_for_this_tempest(workspace)
+
+    def test_config_runs_in_a_folder_of_its_own(self):
+        etc = os.path.join(self.dir, 'etc')
+        os.mkdir(etc)
+        with open(os.path.join(etc, 'tempest.conf'), 'w') as f:
+            f.write('[DEFAULT]\n')
+        repo = os.path.join(self.dir, 'repo')
+        os.mkdir(repo)
+        with open(os.path.join(repo, '.stestr.conf'), 'w') as f:
+            f.write('[DEFAULT]\ntest_path=./unit_tests\n')
+        run_dir = os.path.join(self.dir, 'run')
+        out = self.run_script(cwd=repo, TEMPEST_CONFIG='../etc/tempest.conf',
+                              TEMPEST_RUN_DIR=run_dir)
+        self.assertEqual(run_dir, out['cwd'])
+        self.assertEqual('run --serial --config-file %s --regex '
+                         'migration_tempest_plugin'
+                         % os.path.join(etc, 'tempest.conf'), out['args'])
+        self.assert_conf_for_this_tempest(run_dir)
+        # The repository's own .stestr.conf (its unit tests) is untouched.
+        with open(os.path.join(repo, '.stestr.conf')) as f:
+            self.assertEqual('[DEFAULT]\ntest_path=./unit_tests\n', f.read())
