@@ -67,13 +67,20 @@ MigrationOpts = [
                     '(libvirtd log) and nova.conf changes.'),
     cfg.StrOpt('compute_hosts_file',
                help='YAML file mapping each nova-compute host name to how '
-                    'to reach it: address (ssh), instances_path, '
-                    'libvirtd_log_path, nova_conf (the nova.conf that '
-                    'nova-compute reads) and restart_command (a shell '
-                    'command that restarts nova-compute, run as root on '
-                    'that host).'),
+                    'to reach it: address, user and key_file (ssh), '
+                    'instances_path, libvirtd_log_path, nova_conf (the '
+                    'nova.conf that nova-compute reads; while a test runs '
+                    'it with other options, the original is kept beside '
+                    'it as <nova_conf>.migration-tempest-orig, and one left '
+                    'there by a killed run is restored before the next '
+                    'change), qemu_pid_dir (default /run/libvirt/qemu), and '
+                    'shell commands run as root on that host: '
+                    'restart_command (restarts nova-compute), '
+                    'compute_stop_command, compute_start_command, '
+                    'libvirt_stop_command and libvirt_start_command.'),
     cfg.StrOpt('ssh_user', default='stack',
-               help='User for SSH to compute hosts.'),
+               help='User for SSH to compute hosts; commands run through '
+                    'sudo (without a password) unless it is root.'),
     cfg.StrOpt('ssh_key_file',
                help='Private key for SSH to compute hosts.'),
     cfg.StrOpt('libvirtd_log_path', default='/var/log/libvirt/libvirtd.log',
@@ -86,6 +93,13 @@ MigrationOpts = [
                      'and restore the files afterwards. When false, the '
                      'tests of other configurations than the one the cloud '
                      'runs with are skipped.'),
+    cfg.BoolOpt('fail_hosts', default=False,
+                help='Whether the evacuate tests may make a compute host '
+                     'fail as a real one does: stop its nova-compute, kill '
+                     'its libvirtd and the guest\'s QEMU (the compute hosts '
+                     'file\'s compute_stop_command, libvirt_stop_command and '
+                     'their start commands), force its service down, and '
+                     'bring it all back afterwards.'),
     cfg.IntOpt('slow_migration_bandwidth', default=4, min=1,
                help="MiB/s to which the abort and force-complete tests cap "
                     "nova's [libvirt] live_migration_bandwidth, so that a "

@@ -10,7 +10,9 @@ virDomainMigratePerform3Params (seen on libvirt 9.0):
   params=0x..., nparams=3, flags=0x8b
 
 followed by one line per typed parameter, "params[\"migrate_disks\"]=..."
-in recent releases. Pure: the caller fetches the text.
+in recent releases. Pure: the caller fetches the text, which is the log
+from an offset the host gave before the migration started (a libvirtd
+debug log runs to gigabytes), so line numbers count from that offset.
 """
 
 import dataclasses
@@ -75,9 +77,11 @@ def domain_calls(text, api, uuid):
     return found
 
 
-def errors_after(text, line, needle):
+def errors_after(text, line, needle=None):
     """libvirt's error records after line number `line` that contain
-    `needle` (error records name no domain: take them after that domain's
-    migrate call, on a host that runs one migration at a time)."""
+    `needle` (all of them without one; error records name no domain: take
+    them after that domain's migrate call, on a host that runs one
+    migration at a time)."""
     return [entry for number, entry in enumerate(text.splitlines(), 1)
-            if number > line and ': error : ' in entry and needle in entry]
+            if number > line and ': error : ' in entry and
+            (needle is None or needle in entry)]

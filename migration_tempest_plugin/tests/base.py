@@ -11,6 +11,7 @@ from tempest.common import waiters
 from tempest import config
 from tempest.lib.common.utils import test_utils
 from tempest.lib import exceptions as lib_exc
+from testtools import content
 
 from migration_tempest_plugin import flags
 from migration_tempest_plugin.hosts import access
@@ -28,8 +29,27 @@ ACKS_AFTER = 20
 # nova's statuses of a migration that is over (nova/objects/migration.py).
 FINAL_MIGRATION_STATUSES = ('completed', 'error', 'failed', 'cancelled',
                             'done')
+# The statuses of a live migration that nova lets an admin abort (2.65 and
+# later; 2.24 to 2.64: only 'running').  Once switched to post-copy
+# ('running (post-copy)') the guest runs on the destination and nova
+# refuses the abort.
+ABORTABLE_MIGRATION_STATUSES = ('queued', 'preparing', 'running')
 # The [libvirt] options that decide the flags (and their [migration] mirror).
 NOVA_OPTIONS = tuple(f.name for f in dataclasses.fields(flags.NovaOptions))
+
+# What nova 34 does after it has rolled a live migration back, recorded in
+# the report of each test that sees it (never asserted: nothing a user can
+# rely on).  No launchpad bug was found for it.
+NOVA_ROLLBACK_TO_ERROR = (
+    'nova 34 rolled the live migration back (the guest runs on its source) '
+    'and then set the instance to ERROR with no instance fault: '
+    'ComputeManager._do_live_migration catches the exception that '
+    'LibvirtDriver._live_migration re-raises from the migration thread '
+    '(future.result()) after the monitor has already called the rollback, '
+    'sets the migration to error and the instance to ERROR ("too late to '
+    'rollback"); it runs in a thread pool, outside the RPC method that '
+    'wrap_instance_fault covers, so no fault is written.  No launchpad bug '
+    'reference was found.')
 
 
 # History problems that come from how nova's console is read, not
@@ -58,8 +78,49 @@ NOVA_OPTIONS = tuple(f.name for f in dataclasses.fields(flags.NovaOptions))
 CONSOLE_ARTEFACTS = ('gap', 'order', 'malformed', 'bad-sum')
 
 
+def choose_hosts(computes, source=None, dest=None):
+    """(source, dest, pinned) among `computes`, the usable compute hosts:
+    `source` and `dest` as [compute] migration_source_host and
+    migration_dest_host set them, the other from the rest; `pinned` when
+    either was set (the guest must then start on that source)."""
+    computes = sorted(computes)
+    pinned = bool(source or dest)
+    for role, name in (('migration_source_host', source),
+                       ('migration_dest_host', dest)):
+        if name and name not in computes:
+            raise lib_exc.InvalidConfiguration(
+                '[compute] %s = %s is not among the nova-compute services '
+                'up, enabled and listed in [migration] compute_hosts_file: '
+                '%s' % (role, name, ', '.join(computes) or 'none'))
+    if source and source == dest:
+        raise lib_exc.InvalidConfiguration(
+            '[compute] migration_source_host and migration_dest_host are '
+            'both %s' % source)
+    if not source:
+        source = next((c for c in computes if c != dest), None)
+    if not dest:
+        dest = next((c for c in computes if c != source), None)
+    if not (source and dest):
+        raise lib_exc.InvalidConfiguration(
+            'two nova-compute services up and enabled, and listed in '
+            '[migration] compute_hosts_file, are needed; found %s' %
+            (', '.join(computes) or 'none'))
+    return source, dest, pinned
+
+
+def abortable(migrations):
+    """The in-progress migrations that nova would abort."""
+    return [m for m in migrations
+            if m.get('status') in ABORTABLE_MIGRATION_STATUSES]
+
+
 class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
     """A server writes self-describing blocks while nova moves it.
+
+    The server belongs to the project's member (os_primary), as in
+    tempest's own tests; admin makes only the admin calls (live-migrate,
+    migrations, force-complete, abort, the server's host, reset-state,
+    services).
 
     Subclasses that set `nova_options` ({[libvirt] option: value}), or
     `capped_bandwidth` (live_migration_bandwidth at [migration]
@@ -68,12 +129,15 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
     (NovaComputeConfig), which needs [migration] reconfigure_computes.
     """
 
-    # 2.74: a host for the new server, so that the test knows where it
-    # starts (2.25 brought block_migration "auto", 2.24 abort, 2.22
-    # force-complete).
+    # 2.74 for the classes that act on a running migration: 2.65 aborts a
+    # queued or preparing one (2.25 brought block_migration "auto", 2.24
+    # abort, 2.22 force-complete).
     min_microversion = '2.74'
     nova_options = {}
     capped_bandwidth = False
+    # Whether the class's migrations go through (False: nova must refuse
+    # them, and no disk is ever copied).
+    migrates = True
 
     @classmethod
     def skip_checks(cls):
@@ -89,6 +153,13 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
         if CONF.migration.host_access == 'none':
             raise cls.skipException('reading the disk back and the flag '
                                     'audit need [migration] host_access')
+        if (cls.migrates and CONF.migration.storage == 'local' and
+                not CONF.compute_feature_enabled.
+                block_migration_for_live_migration):
+            raise cls.skipException(
+                'on local storage every live migration copies the disk (a '
+                'block migration), and [compute-feature-enabled] '
+                'block_migration_for_live_migration is off')
         if cls.reconfigures() and not CONF.migration.reconfigure_computes:
             raise cls.skipException(
                 'runs nova-compute with %s, and [migration] '
@@ -97,7 +168,11 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
     @classmethod
     def setup_clients(cls):
         super().setup_clients()
-        cls.servers = cls.os_admin.servers_client
+        # The member's: create, show, pause, console, delete.
+        cls.servers = cls.servers_client
+        # The admin's: live-migrate, the server's host, reset-state, its
+        # in-progress migrations.
+        cls.admin_servers = cls.os_admin.servers_client
         cls.admin_migrations_client = cls.os_admin.migrations_client
         cls.admin_services_client = cls.os_admin.services_client
         cls.live_migrations = (
@@ -109,15 +184,12 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
         cls.hosts = access.load_hosts(CONF)
         services = cls.admin_services_client.list_services(
             binary='nova-compute')['services']
-        computes = sorted(s['host'] for s in services
-                          if s['state'] == 'up' and s['status'] == 'enabled'
-                          and s['host'] in cls.hosts)
-        if len(computes) < 2:
-            raise lib_exc.InvalidConfiguration(
-                'two nova-compute services up and enabled, and listed in '
-                '[migration] compute_hosts_file, are needed; found %s' %
-                (computes or 'none'))
-        cls.source, cls.dest = computes[:2]
+        computes = [s['host'] for s in services
+                    if s['state'] == 'up' and s['status'] == 'enabled' and
+                    s['host'] in cls.hosts]
+        cls.source, cls.dest, cls.hosts_pinned = choose_hosts(
+            computes, CONF.compute.migration_source_host,
+            CONF.compute.migration_dest_host)
         if cls.reconfigures():
             config_fixture = fixtures.NovaComputeConfig(
                 [cls.hosts[cls.source], cls.hosts[cls.dest]],
@@ -126,47 +198,104 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
             config_fixture.setUp()
             cls.addClassResourceCleanup(config_fixture.cleanUp)
 
+    def setUp(self):
+        super().setUp()
+        # {server id: {host: libvirtd log offset}} before its latest
+        # migration started.
+        self._log_marks = {}
+
     # -- the guest ------------------------------------------------------------
 
-    def create_integrity_server(self, host=None):
-        """Boot the integrity guest (on `host` when given) and start
-        recording its console; return (server, ConsoleRecorder)."""
-        kwargs = {'host': host} if host else {}
+    def create_integrity_server(self, host=None, flavor=None):
+        """Boot the integrity guest as the project's member, start
+        recording its console, and have it on `host` (default: the source)
+        with ACKS_BEFORE writes acknowledged; return (server,
+        ConsoleRecorder).
+
+        A member cannot name the host of a new server, so the scheduler
+        places it.  Without `host`, and without [compute]
+        migration_source_host or migration_dest_host, where it lands is
+        the source of this test and the other compute its destination;
+        otherwise a guest that landed elsewhere is first live-migrated
+        where it must start (logged and reported), paused so that the move
+        converges whatever the bandwidth.
+        """
         server = self.create_test_server(
-            clients=self.os_admin, image_id=CONF.migration.image_ref,
-            flavor=CONF.migration.flavor_ref or CONF.compute.flavor_ref,
-            wait_until='ACTIVE', **kwargs)
+            image_id=CONF.migration.image_ref,
+            flavor=(flavor or CONF.migration.flavor_ref or
+                    CONF.compute.flavor_ref),
+            wait_until='ACTIVE')
         # Gone at the end of this test, not of the class: every guest
         # writes as fast as it can and would slow the next tests down.
+        # Cleanups run last in, first out: a migration still running is
+        # aborted before the delete, which would otherwise race it.
         self.addCleanup(waiters.wait_for_server_termination, self.servers,
                         server['id'])
         self.addCleanup(test_utils.call_and_ignore_notfound_exc,
                         self.servers.delete_server, server['id'])
+        self.addCleanup(self.abort_unfinished_migrations, server['id'])
         recorder = self.useFixture(fixtures.ConsoleRecorder(self.servers,
                                                             server['id']))
         recorder.wait_for_acks(ACKS_BEFORE, CONF.compute.build_timeout)
+        self._place(server['id'], recorder, host)
         return server, recorder
+
+    def _place(self, server_id, recorder, host=None):
+        landed = self.get_host_for_server(server_id)
+        wanted = host or self.source
+        if landed == wanted:
+            return
+        if (host is None and landed == self.dest and
+                not self.hosts_pinned):
+            # Either way round will do: this test runs the other way.
+            self.source, self.dest = self.dest, self.source
+            return
+        if (CONF.migration.storage == 'local' and not
+                CONF.compute_feature_enabled.
+                block_migration_for_live_migration):
+            raise self.skipException(
+                'the guest landed on %s, and moving it to %s takes a block '
+                'migration, which [compute-feature-enabled] '
+                'block_migration_for_live_migration says is off' % (
+                    landed, wanted))
+        # Paused, so that the move converges under a capped bandwidth.
+        LOG.info('%s landed on %s; live-migrating it, paused, to %s before '
+                 'the test', server_id, landed, wanted)
+        self.save_report('placed', server_id, {
+            'landed_on': landed, 'moved_to': wanted})
+        self.pause(server_id)
+        self.live_migrate(server_id, wanted, state='PAUSED')
+        self.unpause(server_id)
+        self.keep_writing(recorder)
 
     def keep_writing(self, recorder, count=ACKS_AFTER):
         recorder.wait_for_acks(recorder.acks() + count,
                                CONF.compute.build_timeout)
 
+    def pause(self, server_id):
+        self.servers.pause_server(server_id)
+        waiters.wait_for_server_status(self.servers, server_id, 'PAUSED')
+
+    def unpause(self, server_id):
+        self.servers.unpause_server(server_id)
+        waiters.wait_for_server_status(self.servers, server_id, 'ACTIVE')
+
     def assert_intact(self, server_id, recorder, host=None, name='check'):
         """Pause the guest, read its disk back and assert that every
-        acknowledged write is on it; return the oracle's report."""
+        acknowledged write is on it; return the oracle's report.  The
+        guest stays paused."""
         host = host or self.get_host_for_server(server_id)
         if self.servers.show_server(server_id)['server']['status'] != \
                 'PAUSED':
-            self.servers.pause_server(server_id)
-            waiters.wait_for_server_status(self.servers, server_id, 'PAUSED')
+            self.pause(server_id)
         # A paused guest no longer writes and its I/O is drained; its
         # console can still be read, so history and disk describe the same
         # moment.
         recorder.read()
-        image = self.hosts[host].read_disk(server_id)
         history = recorder.history()
-        report = checker.check(history, image,
-                               tolerate=CONSOLE_ARTEFACTS)
+        with self.hosts[host].disk_image(server_id) as image:
+            report = checker.check(history, image,
+                                   tolerate=CONSOLE_ARTEFACTS)
         document = {'host': host, 'oracle': report.to_dict()}
         if report.verdict != checker.INTACT:
             document['console_captures'] = list(recorder.raw)
@@ -185,6 +314,15 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
         with open(path, 'w') as f:
             json.dump(document, f, indent=2, sort_keys=True)
 
+    def record_nova_behaviour(self, name, server_id, document):
+        """What nova did that the test does not assert (a nova bug, or an
+        outcome either way): in the saved report, in the test's details
+        (subunit) and in the log."""
+        self.save_report(name, server_id, document)
+        text = json.dumps(document, indent=2, sort_keys=True)
+        self.addDetail('nova-behaviour-%s' % name, content.text_content(text))
+        LOG.warning('nova behaviour (%s) for %s: %s', name, server_id, text)
+
     # -- migrations -----------------------------------------------------------
 
     def migrations(self, server_id):
@@ -199,26 +337,46 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
                                         m['dest_compute'])
                          for m in self.migrations(server_id))
 
+    def log_marks(self):
+        """{host: its libvirtd log's size now}, for both computes."""
+        return {name: self.hosts[name].libvirtd_log_size()
+                for name in (self.source, self.dest)}
+
+    def libvirtd_log(self, host, server_id):
+        """`host`'s libvirtd log since the server's latest migration
+        started (the audits never read the whole debug log)."""
+        marks = self._log_marks.get(server_id)
+        if not marks or host not in marks:
+            raise lib_exc.TempestException(
+                'no libvirtd log offset of %s for %s: no migration of it '
+                'was started by start_live_migration' % (host, server_id))
+        return self.hosts[host].libvirtd_log_since(marks[host])
+
     def start_live_migration(self, server_id, dest, block_migration='auto'):
-        self.servers.live_migrate_server(server_id, host=dest,
-                                         block_migration=block_migration)
+        self._log_marks[server_id] = self.log_marks()
+        self.admin_servers.live_migrate_server(
+            server_id, host=dest, block_migration=block_migration)
+
+    def migration_ended(self, server_id):
+        """The latest migration record when it has a final status and no
+        task runs on the server, else None."""
+        # The conductor writes the record after the API has answered.
+        found = self.migrations(server_id)
+        if not found or found[-1]['status'] not in FINAL_MIGRATION_STATUSES:
+            return None
+        server = self.servers.show_server(server_id)['server']
+        return None if server.get('OS-EXT-STS:task_state') else found[-1]
 
     def wait_for_migration_end(self, server_id):
-        """Wait until the server's latest migration record has its final
-        status and no task runs on the server; return the record."""
+        """Wait until the server's latest migration has ended; return its
+        record."""
         timeout = (CONF.compute.build_timeout +
                    CONF.migration.migration_timeout)
         box = {}
 
         def ended():
-            # The conductor writes the record after the API has answered.
-            found = self.migrations(server_id)
-            if not found:
-                return False
-            migration = box['migration'] = found[-1]
-            server = self.servers.show_server(server_id)['server']
-            return (migration['status'] in FINAL_MIGRATION_STATUSES and
-                    not server.get('OS-EXT-STS:task_state'))
+            box['migration'] = self.migration_ended(server_id)
+            return box['migration'] is not None
 
         if not test_utils.call_until_true(ended, timeout, 1):
             raise lib_exc.TimeoutException(
@@ -237,49 +395,103 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
         self.assertEqual(dest, self.get_host_for_server(server_id))
         return migration
 
-    def assert_back_on_source(self, server_id, source, dest, cause):
-        """After a migration that failed or was aborted: libvirt on the
-        source logged `cause` after the server's migrate call, the guest
-        runs on `source`, and nothing of it is left on `dest`.
+    def abort_unfinished_migrations(self, server_id):
+        """Cleanup: abort the server's live migration if one still runs and
+        wait until it has ended, so that deleting the server does not race
+        it.  Failures are logged: the delete follows either way."""
+        try:
+            running = self.admin_servers.list_in_progress_live_migration(
+                server_id)['migrations']
+        except lib_exc.NotFound:
+            return
+        if not running:
+            return
+        for migration in abortable(running):
+            LOG.warning('cleanup: aborting live migration %s of %s (%s)',
+                        migration['id'], server_id, migration['status'])
+            try:
+                self.live_migrations.abort_live_migration(server_id,
+                                                          migration['id'])
+            except (lib_exc.BadRequest, lib_exc.Conflict,
+                    lib_exc.NotFound) as exc:
+                LOG.warning('cleanup: abort of migration %s refused: %s',
+                            migration['id'], exc)
 
-        nova 34 rolls such a migration back and then sets the instance to
-        ERROR anyway, with no fault: its libvirt driver re-raises the error
-        of the migration thread after the monitor has rolled back, in the
-        compute manager's background thread, which takes it for a failure
-        too late to roll back.  The guest never left the source, so an
-        admin's reset-state brings the instance back, as an operator would.
+        def none_running():
+            try:
+                return not self.admin_servers.list_in_progress_live_migration(
+                    server_id)['migrations']
+            except lib_exc.NotFound:
+                return True
+
+        if not test_utils.call_until_true(
+                none_running, CONF.migration.migration_timeout, 2):
+            LOG.warning('cleanup: a live migration of %s still runs after '
+                        '%ds; deleting the server anyway', server_id,
+                        CONF.migration.migration_timeout)
+
+    def assert_back_on_source(self, server_id, source, dest, cause=None):
+        """After a migration that failed or was aborted, assert what a user
+        may rely on: nova says the guest is on `source`, libvirt there runs
+        it, and nothing of it is left on `dest`; with `cause`, libvirt on
+        the source logged that error after the server's migrate call.
+        Return what nova did with the instance (recorded, not asserted).
+
+        nova 34 then sets the instance to ERROR, with no fault
+        (NOVA_ROLLBACK_TO_ERROR).  The status is recorded, with the fault
+        and the migration record; a test that goes on (pausing the guest to
+        read its disk) needs the instance ACTIVE again, so an ERROR is
+        reset to active as an operator would, and that reset-state is
+        logged, reported and attached to the test's details.
         """
-        log = self.source_log(source)
+        log = self.libvirtd_log(source, server_id)
         calls = libvirt_log.migrate_calls(log, server_id)
         self.assertNotEqual([], calls, 'no migrate call for %s in the '
                             'libvirtd log of %s' % (server_id, source))
-        self.assertNotEqual([], libvirt_log.errors_after(
-            log, calls[-1].line, cause), 'libvirtd on %s logged no "%s" '
-            'after the migrate call of %s' % (source, cause, server_id))
-        # The manager sets ERROR right after the rollback has cleared the
-        # task state: give it a moment, then take the server as it is.
+        errors = libvirt_log.errors_after(log, calls[-1].line, cause)
+        if cause:
+            self.assertNotEqual([], errors, 'libvirtd on %s logged no "%s" '
+                                'after the migrate call of %s' % (
+                                    source, cause, server_id))
+        # nova 34 sets ERROR right after the rollback has cleared the task
+        # state: give it a moment, then take the server as it is.
         test_utils.call_until_true(
-            lambda: self.servers.show_server(server_id)['server'][
+            lambda: self.admin_servers.show_server(server_id)['server'][
                 'status'] == 'ERROR', 15, 1)
-        server = self.servers.show_server(server_id)['server']
-        self.assertEqual(source, server['OS-EXT-SRV-ATTR:host'])
-        self.assertIn(server['status'], ('ACTIVE', 'ERROR'))
-        self.assertTrue(self.hosts[source].has_domain(server_id),
-                        'no domain of %s on its source %s' % (server_id,
-                                                              source))
+        server = self.admin_servers.show_server(server_id)['server']
+        self.assertEqual(source, server['OS-EXT-SRV-ATTR:host'],
+                         'nova says %s is on %s' % (
+                             server_id, server['OS-EXT-SRV-ATTR:host']))
+        self.assertEqual('running',
+                         self.hosts[source].domain_state(server_id),
+                         'the guest does not run on its source %s' % source)
         self.assertFalse(self.hosts[dest].has_domain(server_id),
                          'a domain of %s was left on %s' % (server_id, dest))
         if CONF.migration.storage == 'local':
             self.assertFalse(self.hosts[dest].has_instance_dir(server_id),
                              'instance files of %s were left on %s' % (
                                  server_id, dest))
+        behaviour = {
+            'source': source, 'dest': dest, 'cause': cause,
+            'libvirt_errors': errors[:5],
+            'status': server['status'],
+            'task_state': server.get('OS-EXT-STS:task_state'),
+            'fault': server.get('fault'),
+            'migration': self.migrations(server_id)[-1],
+            'reset_state': False,
+        }
         if server['status'] == 'ERROR':
-            LOG.warning('%s is in ERROR after a rolled-back migration (%s); '
-                        'resetting it to active', server_id, cause)
-            self.save_report('rolled-back-to-error', server_id, {
-                'cause': cause, 'fault': server.get('fault')})
-            self.servers.reset_state(server_id, state='active')
+            behaviour['reset_state'] = True
+            behaviour['nova_bug'] = NOVA_ROLLBACK_TO_ERROR
+            self.record_nova_behaviour('rolled-back-to-error', server_id,
+                                       behaviour)
+            LOG.warning('resetting %s to active (reset-state) to go on',
+                        server_id)
+            self.admin_servers.reset_state(server_id, state='active')
+        else:
+            self.save_report('rolled-back', server_id, behaviour)
         waiters.wait_for_server_status(self.servers, server_id, 'ACTIVE')
+        return behaviour
 
     def wait_for_running_migration(self, server_id, copying=None):
         """The in-progress migration once nova calls it running; with
@@ -292,7 +504,7 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
         box = {}
 
         def running():
-            found = self.servers.list_in_progress_live_migration(
+            found = self.admin_servers.list_in_progress_live_migration(
                 server_id)['migrations']
             migration = box['migration'] = found[0] if found else None
             return (migration is not None and
@@ -343,17 +555,18 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
                                 block_migration=block_migration,
                                 paused=paused)
 
-    def source_log(self, host):
-        return self.hosts[host].libvirtd_log()
-
-    def audit_flags(self, server_id, source, expected):
-        """Assert that the last migrate call for the server in the source's
-        libvirtd log had exactly `expected`; return the flags."""
-        calls = libvirt_log.migrate_calls(self.source_log(source), server_id)
+    def audit_flags(self, server_id, source, expected, name='flags'):
+        """Assert that the migrate call for the server in the source's
+        libvirtd log since its latest migration started had exactly
+        `expected`; return the flags."""
+        calls = libvirt_log.migrate_calls(self.libvirtd_log(source,
+                                                            server_id),
+                                          server_id)
         self.assertNotEqual([], calls, 'no migrate call for %s in the '
-                            'libvirtd log of %s' % (server_id, source))
+                            'libvirtd log of %s since its migration '
+                            'started' % (server_id, source))
         audited = calls[-1].flags
-        self.save_report('flags', server_id, {
+        self.save_report(name, server_id, {
             'source': source, 'flags': flags.names(audited),
             'expected': flags.names(expected)})
         if CONF.migration.storage == 'nfs':

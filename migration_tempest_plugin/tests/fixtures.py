@@ -107,14 +107,27 @@ class ConsoleRecorder(fixtures.Fixture):
                     self.server_id, self.acks(), count, timeout))
 
 
+# Beside each compute's nova.conf while a test class runs it with other
+# options: the file as the deployment wrote it.  Written before the first
+# change and never overwritten while it exists, so that a run killed before
+# its cleanup (SIGKILL) leaves it for the next run to restore.
+ORIGINAL_SUFFIX = '.migration-tempest-orig'
+
+
 class NovaComputeConfig(fixtures.Fixture):
     """nova-compute on each of `hosts` runs with `options` set in its
-    nova.conf `section` until cleanUp, which writes the original files back
+    nova.conf `section` until cleanUp, which puts the original files back
     and restarts nova-compute again, also after a failure.
+
+    The original of each file is kept on its host, beside it
+    (ORIGINAL_SUFFIX), from before the first change until cleanUp has put
+    it back.  One found there at setUp is what a killed run left: it is
+    restored first, and said so.
 
     nova reads its migration flags once, in init_host(), so each change
     takes a restart; the fixture returns when every restarted service has
-    reported to nova again.
+    reported to nova again.  Every host is restarted even when another's
+    restart fails, and all failures are reported together.
     """
 
     def __init__(self, hosts, options, services_client, timeout,
@@ -125,6 +138,12 @@ class NovaComputeConfig(fixtures.Fixture):
         self.services = services_client
         self.timeout = timeout
         self.section = section
+        # Names of the hosts whose nova.conf a killed run had left changed.
+        self.leftovers = []
+
+    @staticmethod
+    def original(host):
+        return host.nova_conf + ORIGINAL_SUFFIX
 
     def _setUp(self):
         for host in self.hosts:
@@ -132,17 +151,40 @@ class NovaComputeConfig(fixtures.Fixture):
                 raise lib_exc.InvalidConfiguration(
                     'no nova_conf for compute host %s in [migration] '
                     'compute_hosts_file' % host.name)
-        # Cleanups run last in, first out: restore every file, then restart.
-        self.addCleanup(self._restart)
+        self._touched = False
+        # Cleanups run last in, first out: every file is put back, then
+        # every nova-compute restarted.
+        self.addCleanup(self._restart_if_touched)
         for host in self.hosts:
-            original = host.read_text(host.nova_conf)
-            changed = nova_conf.set_options(original, self.section,
-                                            self.options)
-            self.addCleanup(host.write_text, host.nova_conf, original)
+            if host.has_file(self.original(host)):
+                LOG.warning('%s: %s was left by a run that did not restore '
+                            'it (killed?); restoring %s from it before '
+                            'changing anything', host.name,
+                            self.original(host), host.nova_conf)
+                self._touched = True
+                host.restore_original(host.nova_conf, self.original(host))
+                self.leftovers.append(host.name)
+        for host in self.hosts:
+            text = host.read_text(host.nova_conf)
+            changed = nova_conf.set_options(text, self.section, self.options)
+            host.keep_original(host.nova_conf, self.original(host))
+            self.addCleanup(self._put_back, host)
+            self._touched = True
             host.write_text(host.nova_conf, changed)
         LOG.info('nova-compute on %s: [%s] %s', ', '.join(
             h.name for h in self.hosts), self.section, self.options)
         self._restart()
+
+    def _put_back(self, host):
+        if not host.restore_original(host.nova_conf, self.original(host)):
+            raise lib_exc.TempestException(
+                'the original of %s on %s (%s) is gone: the file keeps the '
+                'options of the test' % (host.nova_conf, host.name,
+                                         self.original(host)))
+
+    def _restart_if_touched(self):
+        if self._touched:
+            self._restart()
 
     def _reports(self):
         services = self.services.list_services(
@@ -151,8 +193,31 @@ class NovaComputeConfig(fixtures.Fixture):
 
     def _restart(self):
         started = time.monotonic()
+        failures = []
+        restarted = []
         for host in self.hosts:
-            host.restart_nova_compute()
+            try:
+                host.restart_nova_compute()
+            except Exception as exc:
+                LOG.error('restarting nova-compute on %s failed: %s',
+                          host.name, exc)
+                failures.append('%s: %s' % (host.name, exc))
+            else:
+                restarted.append(host)
+        if restarted:
+            try:
+                self._wait_for_reports(restarted)
+            except lib_exc.TimeoutException as exc:
+                failures.append(str(exc))
+        if failures:
+            raise lib_exc.TempestException(
+                'nova-compute restart: %s' % '; '.join(failures))
+        # The cost of a configuration switch, for the suite's figures.
+        LOG.info('nova-compute on %s restarted and reporting in %.1fs',
+                 ', '.join(h.name for h in self.hosts),
+                 time.monotonic() - started)
+
+    def _wait_for_reports(self, hosts):
         # The old processes are gone once the restart commands return; a
         # newer report than the one seen now comes from the new ones.
         seen = {name: s['updated_at'] for name, s in self._reports().items()}
@@ -162,14 +227,10 @@ class NovaComputeConfig(fixtures.Fixture):
             return all(
                 h.name in now and now[h.name]['state'] == 'up' and
                 now[h.name]['updated_at'] != seen.get(h.name)
-                for h in self.hosts)
+                for h in hosts)
 
         if not test_utils.call_until_true(reported_again, self.timeout, 2):
             raise lib_exc.TimeoutException(
                 'nova-compute on %s did not report within %ds of its '
-                'restart' % (', '.join(h.name for h in self.hosts),
+                'restart' % (', '.join(h.name for h in hosts),
                              self.timeout))
-        # The cost of a configuration switch, for the suite's figures.
-        LOG.info('nova-compute on %s restarted and reporting in %.1fs',
-                 ', '.join(h.name for h in self.hosts),
-                 time.monotonic() - started)

@@ -70,3 +70,34 @@ class TestErrorsAfter(testtools.TestCase):
         self.assertIn('qemuMigrationSrcIsSafe', found[0])
         self.assertEqual([], libvirt_log.errors_after(text, 6,
                                                       'Unsafe migration'))
+
+    def test_all_errors_without_a_needle(self):
+        text = LOG + (
+            '2026-11-26 18:00:03.000+0000: 821: error : '
+            'qemuMigrationJobCheckStatus:1770 : operation aborted: migration '
+            'out job: canceled by client\n')
+        call = libvirt_log.migrate_calls(text, UUID)[-1]
+        self.assertEqual(1, len(libvirt_log.errors_after(text, call.line)))
+        self.assertEqual([], libvirt_log.errors_after(LOG, call.line))
+
+
+class TestReadFromAnOffset(testtools.TestCase):
+    """What the audits see: the log since an offset taken before the
+    migration, in which an older migration of the same server is gone."""
+
+    def test_an_earlier_migration_is_not_seen(self):
+        later = (
+            '2026-11-26 18:10:00.000+0000: 821: debug : '
+            'virDomainMigratePerform3Params:5378 : dom=0x7f02, (VM: '
+            'name=instance-00000001, uuid=%s), dconnuri=qemu+tcp://compute1'
+            '/system, params=0x57, nparams=3, flags=0x8b\n'
+            '2026-11-26 18:10:01.000+0000: 821: debug : virDomainSuspend:'
+            '1783 : dom=0x7f02, (VM: name=instance-00000001, uuid=%s)\n'
+            % (UUID, UUID))
+        whole = LOG + later
+        since = whole.encode()[len(LOG.encode()):].decode()
+        calls = libvirt_log.migrate_calls(since, UUID)
+        self.assertEqual([(0x8b, 1)], [(c.flags, c.line) for c in calls])
+        self.assertEqual([2], libvirt_log.domain_calls(
+            since, 'virDomainSuspend', UUID))
+        self.assertEqual(2, len(libvirt_log.migrate_calls(whole, UUID)))

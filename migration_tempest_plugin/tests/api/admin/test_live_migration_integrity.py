@@ -25,7 +25,7 @@ class LiveMigrationIntegrityTest(base.MigrationIntegrityTestBase):
     def test_auto_live_migration_keeps_acknowledged_writes(self):
         """block_migration=auto: nova copies the disk on local storage and
         not on shared storage; no acknowledged write is lost either way."""
-        server, recorder = self.create_integrity_server(self.source)
+        server, recorder = self.create_integrity_server()
         self.live_migrate(server['id'], self.dest, 'auto')
         self.audit_flags(server['id'], self.source,
                          self.expected_flags(self.block_by_storage))
@@ -40,7 +40,7 @@ class LiveMigrationIntegrityTest(base.MigrationIntegrityTestBase):
         if CONF.migration.storage != 'local':
             raise self.skipException('a block migration needs [migration] '
                                      'storage = local')
-        server, recorder = self.create_integrity_server(self.source)
+        server, recorder = self.create_integrity_server()
         self.live_migrate(server['id'], self.dest, True)
         self.audit_flags(server['id'], self.source,
                          self.expected_flags(True))
@@ -52,30 +52,37 @@ class LiveMigrationIntegrityTest(base.MigrationIntegrityTestBase):
     def test_paused_guest_migrates_intact(self):
         """A paused guest moves (nova drops POSTCOPY for it), is unpaused
         on the destination and goes on writing."""
-        server, recorder = self.create_integrity_server(self.source)
-        self.servers.pause_server(server['id'])
-        waiters.wait_for_server_status(self.servers, server['id'], 'PAUSED')
+        server, recorder = self.create_integrity_server()
+        self.pause(server['id'])
         self.live_migrate(server['id'], self.dest, 'auto', state='PAUSED')
         self.audit_flags(server['id'], self.source, self.expected_flags(
             self.block_by_storage, paused=True))
-        self.servers.unpause_server(server['id'])
-        waiters.wait_for_server_status(self.servers, server['id'], 'ACTIVE')
+        self.unpause(server['id'])
         self.keep_writing(recorder)
         self.assert_intact(server['id'], recorder, self.dest)
 
     @decorators.attr(type='multinode')
     @decorators.idempotent_id('c67fb67d-7125-48fc-910b-fbf1ee604f1a')
     def test_there_and_back_again_keeps_acknowledged_writes(self):
-        """A to B, writes on B, B to A: both copies of the disk state
-        hold every acknowledged write."""
-        server, recorder = self.create_integrity_server(self.source)
-        self.live_migrate(server['id'], self.dest, 'auto')
+        """A to B, writes on B, B to A, writes on A.  Each leg's migrate
+        call is audited in the libvirtd log of that leg's source, and the
+        disk is checked after each leg on the host the guest then runs on
+        (paused for the read, unpaused after the first): the copy on B
+        cannot be read once the guest has left it, since on local storage
+        nova deletes the instance files of the host a guest leaves."""
+        server, recorder = self.create_integrity_server()
+        there, back = self.dest, self.source
+        expected = self.expected_flags(self.block_by_storage)
+        self.live_migrate(server['id'], there, 'auto')
+        self.audit_flags(server['id'], back, expected, name='flags-there')
         self.keep_writing(recorder)
-        self.live_migrate(server['id'], self.source, 'auto')
-        self.audit_flags(server['id'], self.dest,
-                         self.expected_flags(self.block_by_storage))
+        self.assert_intact(server['id'], recorder, there, name='check-there')
+        self.unpause(server['id'])
         self.keep_writing(recorder)
-        self.assert_intact(server['id'], recorder, self.source)
+        self.live_migrate(server['id'], back, 'auto')
+        self.audit_flags(server['id'], there, expected, name='flags-back')
+        self.keep_writing(recorder)
+        self.assert_intact(server['id'], recorder, back, name='check-back')
 
 
 class SynchronousPreCheckRefusalTest(base.MigrationIntegrityTestBase):
@@ -85,19 +92,17 @@ class SynchronousPreCheckRefusalTest(base.MigrationIntegrityTestBase):
 
     min_microversion = '2.30'
     max_microversion = '2.33'
+    migrates = False
 
     def _assert_refused(self, block_migration, message):
-        # At 2.30 a new server cannot be given a host: it starts where the
-        # scheduler puts it, and the other compute is the destination.
         server, recorder = self.create_integrity_server()
-        source = self.get_host_for_server(server['id'])
-        dest = self.get_host_other_than(server['id'])
+        source, dest = self.source, self.dest
         # The 2.30 schema: host, block_migration and force (2.25 removed
         # disk_over_commit).  force: without it the conductor asks the
         # scheduler, skips a destination whose pre-checks fail, and answers
         # "No valid host was found" instead of nova's reason.
         error = self.assertRaises(
-            lib_exc.BadRequest, self.servers.live_migrate_server,
+            lib_exc.BadRequest, self.admin_servers.live_migrate_server,
             server['id'], host=dest, block_migration=block_migration,
             force=True)
         self.assertIn(message, str(error))

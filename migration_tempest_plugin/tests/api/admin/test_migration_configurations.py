@@ -14,7 +14,7 @@ CONF = config.CONF
 class _ConfigurationTestBase(base.MigrationIntegrityTestBase):
 
     def _assert_migrates_intact(self):
-        server, recorder = self.create_integrity_server(self.source)
+        server, recorder = self.create_integrity_server()
         self.live_migrate(server['id'], self.dest, 'auto')
         audited = self.audit_flags(server['id'], self.source,
                                    self.expected_flags(self.block_by_storage))
@@ -43,13 +43,15 @@ class TunnelledLiveMigrationTest(_ConfigurationTestBase):
         """nova sends no migrate_disks when tunnelled (bug #1398999) and so
         clears NON_SHARED_INC: libvirt refuses a migration that would leave
         the local disk behind ("Unsafe migration"), nova rolls back, and
-        the guest runs on at its source with every write."""
+        the guest runs on at its source with every write.  What nova then
+        does with the instance's status is recorded (assert_back_on_source).
+        """
         if CONF.migration.storage != 'local':
             raise self.skipException('needs [migration] storage = local')
-        server, recorder = self.create_integrity_server(self.source)
+        server, recorder = self.create_integrity_server()
         self.start_live_migration(server['id'], self.dest, 'auto')
         ended = self.wait_for_migration_end(server['id'])
-        self.assertEqual('error', ended['status'])
+        self.assertIn(ended['status'], ('error', 'failed'))
         self.audit_flags(server['id'], self.source, self.expected_flags(True))
         self.assert_back_on_source(server['id'], self.source, self.dest,
                                    'Unsafe migration')
