@@ -120,6 +120,9 @@ def tempest_sections(s, ids, hosts_file, workspace, ssh_key_file=None):
         ('ssh_key_file', ssh_key_file),
         # The lab's nova.conf files are ours: the tests may change them.
         ('reconfigure_computes', True),
+        # ... and its nodes too: the evacuate tests fail one and bring it
+        # back (the compute hosts file's stop and start commands).
+        ('fail_hosts', True),
         ('image_ref', ids['image_id']),
         ('flavor_ref', flavors['guest']),
         ('resize_flavor_ref', flavors.get('bigger')),
