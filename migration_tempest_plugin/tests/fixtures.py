@@ -1,8 +1,7 @@
-"""Fixtures of the tempest tests: the guest's console history, and a nova
-configuration on the compute hosts."""
+"""Fixtures of the tempest tests: a nova configuration on the compute
+hosts (the guest's console history is tests.console_log)."""
 
-import collections
-import threading
+from concurrent import futures
 import time
 
 import fixtures
@@ -11,101 +10,8 @@ from tempest.lib.common.utils import test_utils
 from tempest.lib import exceptions as lib_exc
 
 from migration_tempest_plugin.hosts import nova_conf
-from migration_tempest_plugin.integrity import console
-from migration_tempest_plugin.integrity import history as historylib
 
 LOG = logging.getLogger(__name__)
-
-# What nova answers while a guest moves: 404 "Guest does not have a console
-# available" or 500 (a RemoteError from a compute that no longer has the
-# domain) around the switch-over, 409 while the instance is locked in a task.
-_MOVING = (lib_exc.NotFound, lib_exc.ServerFault, lib_exc.Conflict)
-
-
-class ConsoleRecorder(fixtures.Fixture):
-    """Reads a server's console every `interval` seconds, in the background.
-
-    The console is the guest's history of acknowledged writes.  Nova returns
-    only the tail of the console log of the host that runs the guest, and
-    after a migration the source's log is gone, so the recorder keeps
-    reading while the test waits for the migration, and merges what it
-    reads (integrity.console).  What it misses around the switch-over is a
-    gap, which the checker is told to tolerate.
-    """
-
-    def __init__(self, servers_client, server_id, interval=1.0):
-        super().__init__()
-        self.client = servers_client
-        self.server_id = server_id
-        self.interval = interval
-
-    def _setUp(self):
-        self.capture = console.ConsoleStream()
-        # The captures that changed the stream, for a report when the
-        # oracle cannot judge (bounded: a capture is at most 100 KiB).
-        self.raw = collections.deque(maxlen=200)
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._error = None
-        self._thread = threading.Thread(
-            target=self._poll, name='console-%s' % self.server_id,
-            daemon=True)
-        self._thread.start()
-        self.addCleanup(self._halt)
-
-    def _halt(self):
-        self._stop.set()
-        self._thread.join(timeout=60)
-
-    def _poll(self):
-        while not self._stop.wait(self.interval):
-            try:
-                self.read(best_effort=True)
-            except Exception as exc:
-                # Reported by the next read() or wait_for_acks().
-                self._error = exc
-                LOG.exception('console recorder of %s stopped',
-                              self.server_id)
-                return
-
-    def read(self, best_effort=False):
-        """Read the console once; around a switch-over nova may have none
-        for a moment, which `best_effort` ignores."""
-        if self._error is not None:
-            raise self._error
-        try:
-            output = self.client.get_console_output(
-                self.server_id)['output'] or ''
-        except _MOVING:
-            if best_effort:
-                return
-            raise
-        with self._lock:
-            if self.capture.add(output) != console.SEEN:
-                self.raw.append(output)
-
-    def history(self):
-        with self._lock:
-            return historylib.parse(self.capture.texts())
-
-    def acks(self):
-        return self.history().acked_writes
-
-    def wait_for_acks(self, count, timeout):
-        """Wait until the guest has acknowledged `count` writes in all."""
-        def enough():
-            self.read(best_effort=True)
-            fatal = [p for p in self.history().problems if p.kind == 'fatal']
-            if fatal:
-                raise lib_exc.TempestException(
-                    'guest workload failed: %s' % fatal[0].detail)
-            return self.acks() >= count
-
-        if not test_utils.call_until_true(enough, timeout, 2):
-            raise lib_exc.TimeoutException(
-                'guest %s acknowledged %d of %d writes within %ds' % (
-                    self.server_id, self.acks(), count, timeout))
-
 
 # Beside each compute's nova.conf while a test class runs it with other
 # options: the file as the deployment wrote it.  Written before the first
@@ -125,17 +31,23 @@ class NovaComputeConfig(fixtures.Fixture):
     restored first, and said so.
 
     nova reads its migration flags once, in init_host(), so each change
-    takes a restart; the fixture returns when every restarted service has
-    reported to nova again.  Every host is restarted even when another's
+    takes a restart.  The hosts restart side by side, and the fixture
+    returns when every new nova-compute serves: it answers an RPC call
+    (the hypervisor's uptime, which nova-api asks the compute for), which
+    a compute can only do after init_host(), and the old one is gone once
+    the restart command returned.  Without `hypervisors_client` it waits
+    for a newer service report instead, which nova sends 5 s after the
+    start at the earliest.  Every host is restarted even when another's
     restart fails, and all failures are reported together.
     """
 
     def __init__(self, hosts, options, services_client, timeout,
-                 section='libvirt'):
+                 section='libvirt', hypervisors_client=None):
         super().__init__()
         self.hosts = list(hosts)
         self.options = dict(options)
         self.services = services_client
+        self.hypervisors = hypervisors_client
         self.timeout = timeout
         self.section = section
         # Names of the hosts whose nova.conf a killed run had left changed.
@@ -195,7 +107,8 @@ class NovaComputeConfig(fixtures.Fixture):
         started = time.monotonic()
         failures = []
         restarted = []
-        for host in self.hosts:
+
+        def restart(host):
             try:
                 host.restart_nova_compute()
             except Exception as exc:
@@ -204,9 +117,14 @@ class NovaComputeConfig(fixtures.Fixture):
                 failures.append('%s: %s' % (host.name, exc))
             else:
                 restarted.append(host)
+        with futures.ThreadPoolExecutor(len(self.hosts)) as pool:
+            list(pool.map(restart, self.hosts))
         if restarted:
             try:
-                self._wait_for_reports(restarted)
+                if self.hypervisors is not None:
+                    self._wait_until_serving(restarted)
+                else:
+                    self._wait_for_reports(restarted)
             except lib_exc.TimeoutException as exc:
                 failures.append(str(exc))
         if failures:
@@ -216,6 +134,29 @@ class NovaComputeConfig(fixtures.Fixture):
         LOG.info('nova-compute on %s restarted and reporting in %.1fs',
                  ', '.join(h.name for h in self.hosts),
                  time.monotonic() - started)
+
+    def _wait_until_serving(self, hosts):
+        listed = self.hypervisors.list_hypervisors(detail=True)[
+            'hypervisors']
+        ids = {h['service']['host']: h['id'] for h in listed}
+        deadline = time.monotonic() + self.timeout
+        for host in hosts:
+            if host.name not in ids:
+                raise lib_exc.TimeoutException(
+                    'no hypervisor of compute host %s' % host.name)
+            while True:
+                try:
+                    # Queued for the compute's topic until it consumes it:
+                    # one call waits for the new process's RPC server.
+                    self.hypervisors.show_hypervisor_uptime(ids[host.name])
+                    break
+                except (lib_exc.ServerFault, lib_exc.NotImplemented) as exc:
+                    if time.monotonic() > deadline:
+                        raise lib_exc.TimeoutException(
+                            'nova-compute on %s did not answer within %ds '
+                            'of its restart: %s' % (host.name, self.timeout,
+                                                    exc))
+                    time.sleep(0.5)
 
     def _wait_for_reports(self, hosts):
         # The old processes are gone once the restart commands return; a
@@ -229,7 +170,8 @@ class NovaComputeConfig(fixtures.Fixture):
                 now[h.name]['updated_at'] != seen.get(h.name)
                 for h in hosts)
 
-        if not test_utils.call_until_true(reported_again, self.timeout, 2):
+        if not test_utils.call_until_true(reported_again, self.timeout,
+                                          0.5):
             raise lib_exc.TimeoutException(
                 'nova-compute on %s did not report within %ds of its '
                 'restart' % (', '.join(h.name for h in hosts),
