@@ -44,7 +44,7 @@ from migration_tempest_plugin.integrity import blocks
 from migration_tempest_plugin.integrity import checker
 from migration_tempest_plugin.integrity import history
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 DEFAULT_CMDLINE = 'console=ttyS0 quiet loglevel=0'
 # insmod order matters: each module needs the ones before it.
 VIRTIO_MODULES = ('virtio_ring', 'virtio', 'virtio_pci_modern_dev',
@@ -70,15 +70,49 @@ for m in %(modules)s; do
     insmod /lib/modules/mtp/$m.ko || echo "MTP NOTE insmod $m failed"
 done
 dev=/dev/vda
+disk2=
 read -r cmdline < /proc/cmdline
 for w in $cmdline; do
-    case "$w" in mtp.dev=*) dev=${w#mtp.dev=} ;; esac
+    case "$w" in
+    mtp.dev=*) dev=${w#mtp.dev=} ;;
+    mtp.disk2=*) disk2=${w#mtp.disk2=} ;;
+    esac
 done
 n=0
 while [ ! -b "$dev" ] && [ $n -lt 100 ]; do
     usleep 100000
     n=$((n + 1))
 done
+if [ -n "$disk2" ]; then
+    # A second disk (nova's ephemeral disk, blank or formatted): a second
+    # agent, its records tagged with the device's name, labels it when it
+    # has no label and writes to it beside the first.  It is waited for in
+    # the background: the first agent starts as soon as without it.
+    (
+        n=0
+        while [ ! -b "$disk2" ] && [ $n -lt 30 ]; do
+            usleep 100000
+            n=$((n + 1))
+        done
+        tag=${disk2##*/}
+        if [ ! -b "$disk2" ]; then
+            echo "MTP NOTE no $disk2" >"/dev/console"
+        elif [ "$disk2" = "$dev" ]; then
+            echo "MTP NOTE $disk2 is the first disk" >"/dev/console"
+        else
+            case "$tag" in
+            *[!a-z0-9]*)
+                echo "MTP NOTE no tag for $disk2" >"/dev/console"
+                ;;
+            *)
+                export MTP_TAG="$tag" MTP_INIT=1
+                exec /bin/sh /mtp/agent.sh "$disk2" </dev/null \\
+                    >"/dev/console" 2>&1
+                ;;
+            esac
+        fi
+    ) &
+fi
 exec /bin/sh /mtp/agent.sh <"/dev/console" >"/dev/console" 2>&1
 """
 

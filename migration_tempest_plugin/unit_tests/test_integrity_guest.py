@@ -15,8 +15,11 @@
 import gzip
 import lzma
 import os
+import re
 import shutil
 import stat
+import subprocess
+import time
 
 import fixtures
 import testtools
@@ -27,6 +30,23 @@ from migration_tempest_plugin.integrity import guest
 BUSYBOX = shutil.which('busybox') or '/bin/busybox'
 HAVE_STATIC_BUSYBOX = (os.path.exists(BUSYBOX) and
                        guest.is_static_elf(BUSYBOX))
+
+
+def block_devices(count):
+    """*count* block devices of this host whose names are tags, or
+    fewer."""
+    found = []
+    for name in sorted(os.listdir('/dev')):
+        path = os.path.join('/dev', name)
+        try:
+            if re.match(r'[a-z0-9]+\Z', name) and \
+                    stat.S_ISBLK(os.stat(path).st_mode):
+                found.append(path)
+        except OSError:
+            continue
+        if len(found) == count:
+            break
+    return found
 
 
 def read_newc(data):
@@ -244,3 +264,79 @@ class TestBaseDisk(testtools.TestCase):
         self.assertIn('file=/d.qcow2,if=virtio,cache=none,format=qcow2', cmd)
         self.assertIn('file:/c.log', cmd)
         self.assertIn('console=ttyS0 quiet loglevel=0', cmd)
+
+
+@testtools.skipUnless(os.path.exists(BUSYBOX), 'busybox is not installed')
+class TestInit(testtools.TestCase):
+    """The guest's /init, run by busybox on this host with its paths
+    moved into a folder: the proc, sysfs and devtmpfs mounts and insmod
+    do nothing, and agent.sh is a stub that prints what it was given."""
+
+    def init_text(self):
+        return guest.INIT_TEMPLATE % {'modules': 'virtio_ring virtio_blk'}
+
+    def test_syntax(self):
+        out = subprocess.run([BUSYBOX, 'sh', '-n', '-c', self.init_text()],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             universal_newlines=True)
+        self.assertEqual(0, out.returncode, out.stdout)
+
+    def run_init(self, cmdline, lines):
+        d = self.useFixture(fixtures.TempDir()).path
+        bin_ = os.path.join(d, 'bin')
+        os.mkdir(bin_)
+        for stub in ('mount', 'insmod', 'usleep'):
+            with open(os.path.join(bin_, stub), 'w') as f:
+                f.write('#!%s sh\n' % BUSYBOX)
+            os.chmod(os.path.join(bin_, stub), 0o755)
+        console = os.path.join(d, 'console')
+        agent = os.path.join(d, 'agent.sh')
+        with open(agent, 'w') as f:
+            f.write('echo "agent $1 tag=${MTP_TAG-} init=${MTP_INIT-}"\n')
+        with open(os.path.join(d, 'cmdline'), 'w') as f:
+            f.write(cmdline + '\n')
+        text = self.init_text()
+        for old, new in (
+                ('export PATH=/bin:/sbin:/usr/bin:/usr/sbin',
+                 'export PATH=%s' % bin_),
+                ('/proc/cmdline', os.path.join(d, 'cmdline')),
+                ('<"/dev/console"', '</dev/null'),
+                ('>"/dev/console"', '>>%s' % console),
+                ('/bin/sh /mtp/agent.sh', '%s sh %s' % (BUSYBOX, agent))):
+            self.assertIn(old, text)
+            text = text.replace(old, new)
+        subprocess.run([BUSYBOX, 'sh', '-c', text], timeout=60, check=True)
+        deadline = time.monotonic() + 10
+        while True:
+            with open(console) as f:
+                out = f.read().splitlines()
+            if len(out) >= lines or time.monotonic() > deadline:
+                return sorted(out)
+            time.sleep(0.05)
+
+    def test_without_a_second_disk(self):
+        dev, = block_devices(1) or self.skipTest('no block device')
+        self.assertEqual(['agent  tag= init='],
+                         self.run_init('quiet mtp.dev=%s' % dev, 1))
+
+    def test_second_agent_tagged_and_labelling(self):
+        devs = block_devices(2)
+        if len(devs) < 2:
+            self.skipTest('fewer than two block devices')
+        out = self.run_init('mtp.dev=%s mtp.disk2=%s' % tuple(devs), 2)
+        self.assertEqual(sorted(['agent  tag= init=',
+                                 'agent %s tag=%s init=1' % (
+                                     devs[1], os.path.basename(devs[1]))]),
+                         out)
+
+    def test_second_disk_missing_or_unusable(self):
+        dev, = block_devices(1) or self.skipTest('no block device')
+        badname = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                               'vd-b')
+        os.symlink(dev, badname)
+        for disk2, note in (('/nonexistent/vdz', 'no /nonexistent/vdz'),
+                            (dev, '%s is the first disk' % dev),
+                            (badname, 'no tag for %s' % badname)):
+            out = self.run_init('mtp.dev=%s mtp.disk2=%s' % (dev, disk2), 2)
+            self.assertEqual(['MTP NOTE %s' % note,
+                              'agent  tag= init='], out)
