@@ -64,6 +64,8 @@ current segment (``keep`` characters, at least twice the largest capture),
 not in the whole history, so a 100 KiB capture every second or two is cheap.
 """
 
+import re
+
 from migration_tempest_plugin.integrity import history
 
 EMPTY = 'empty'
@@ -71,6 +73,9 @@ GREW = 'grew'
 SLID = 'slid'
 SEEN = 'seen'
 NEW = 'new'
+
+# the agents whose records a line holds: None for MTP, the tag for MTP.<tag>
+_AGENT_RE = re.compile(r'MTP(?:\.([a-z0-9]+))? ')
 
 
 def _decode(text):
@@ -80,11 +85,13 @@ def _decode(text):
 
 
 def _malformed(line):
-    """Whether history.parse reports this one (terminated) line malformed."""
-    if 'MTP ' not in line:
+    """Whether history.parse reports this one (terminated) line malformed,
+    for the untagged agent or a tagged one (``MTP.<tag>``)."""
+    if 'MTP' not in line:
         return False
     return any(p.kind == 'malformed'
-               for p in history.parse(line + '\n').problems)
+               for tag in {m.group(1) for m in _AGENT_RE.finditer(line)}
+               for p in history.parse(line + '\n', tag=tag).problems)
 
 
 def _finish(raw, closed):

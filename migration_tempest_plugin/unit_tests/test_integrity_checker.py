@@ -364,9 +364,16 @@ class TestHistoryProblems(testtools.TestCase):
         self.assertIn('console 0 line 41', res.message)
 
     def test_partial_last_line_is_fine(self):
-        text = history.render(LAYOUT, RUN, WRITES) + 'MTP ACK 100 8'
-        res = check(history.parse(text), disk())
+        # the cut line is the start of ACK 100, which the guest prints
+        # only once write 100 is durable (issue 18, test_integrity_tail):
+        # write 100 must be on the disk, and 101 is in flight
+        text = history.render(LAYOUT, RUN, WRITES) + 'MTP ACK 100 1'
+        res = check(history.parse(text), disk(WRITES + 1))
         self.assertEqual('INTACT', res.verdict, res.message)
+        self.assertEqual(WRITES + 1, res.inflight['seq'])
+        res = check(history.parse(text), disk())
+        self.assertEqual('DATA-LOSS', res.verdict, res.message)
+        self.assertEqual([100], res.lost_seqs)
 
     def test_console_ending_inside_done_is_intact(self):
         # Issue 9: a console cut inside "MTP DONE 100" was a gap (ERROR).
@@ -458,12 +465,27 @@ class TestHistoryProblems(testtools.TestCase):
         self.assertIn('seq 60..63 missing', res.history_problems[0].detail)
         self.assertEqual(WRITES, res.acked_writes)
 
-    def test_second_run_is_error(self):
+    def test_second_run_is_checked(self):
+        # Issue 17: a second run was an ERROR ('second-run'); its writes
+        # are now expected too (test_integrity_epochs)
         text = (history.render(LAYOUT, RUN, 10) +
                 history.render(LAYOUT, '0ddba11a', 3, noise=False))
         res = check(history.parse(text), disk(10))
+        self.assertEqual('DATA-LOSS', res.verdict)
+        self.assertEqual(3, res.stale_blocks)
+        data = disk(10)
+        for seq in range(3):
+            idx = LAYOUT.seq_block(seq)
+            put(data, idx, blocks.make_block('0ddba11a', idx, 1))
+        res = check(history.parse(text), data)
+        self.assertEqual('INTACT', res.verdict, res.message)
+        # a run on another disk is still an ERROR
+        other = blocks.make_layout(63, 64, '0ddba11a')
+        text = (history.render(LAYOUT, RUN, 10) +
+                history.render(other, '0ddba11a', 3, noise=False))
+        res = check(history.parse(text), disk(10))
         self.assertEqual('ERROR', res.verdict)
-        self.assertIn('second-run', res.message)
+        self.assertIn('other-disk', res.message)
 
     def test_no_run_is_error(self):
         res = check(history.parse('nothing here\n'), disk())

@@ -193,6 +193,11 @@ class TestParse(testtools.TestCase):
         self.assertEqual(['partial-tail'], kinds(h.warnings))
         self.assertEqual(13, h.warnings[0].line)
         self.assertEqual(9, h.last_seq)
+        # but it is the start of ACK 10: write 10 is proven (issue 18)
+        self.assertEqual((10, 10), (h.runs[0].proven_seq,
+                                    h.runs[0].claimed_seq))
+        self.assertEqual(['partial-tail'],
+                         [e.kind for e in h.runs[0].evidence])
 
     def test_console_ending_inside_done(self):
         # Issue 9: "MTP DONE 1", the cut end of "MTP DONE 10", was read
@@ -224,9 +229,20 @@ class TestParse(testtools.TestCase):
         self.assertEqual(['no-run'], kinds(h.problems))
 
     def test_second_run(self):
+        # Issue 17: a second RUN line was fatal ('second-run'); it is a
+        # reboot, and starts a second run (test_integrity_epochs)
         other = history.render(LAYOUT, 'ffff0000', 2, noise=False)
         h = history.parse(console(5) + other)
-        self.assertEqual('second-run', h.problems[0].kind)
+        self.assertTrue(h.ok, h.problems)
+        self.assertEqual([RUN, 'ffff0000'], [r.run for r in h.runs])
+        self.assertEqual((0, 8), h.runs[1].location)
+        self.assertEqual((4, 1), (h.runs[0].last_seq, h.last_seq))
+        self.assertEqual(7, h.acked_writes)
+        # on another disk it is fatal
+        other = history.render(blocks.make_layout(63, 64, 'ffffffff'),
+                               'ffff0000', 2, noise=False)
+        h = history.parse(console(5) + other)
+        self.assertEqual(['other-disk'], kinds(h.problems))
         self.assertEqual(8, h.problems[0].line)
         self.assertTrue(h.fatal_problems)
 
@@ -269,3 +285,23 @@ class TestParse(testtools.TestCase):
         self.assertEqual(4, d['last_seq'])
         self.assertEqual('gap', d['problems'][0]['kind'])
         self.assertEqual('console 0 line 4', d['problems'][0]['where'])
+        self.assertEqual([RUN], [r['run'] for r in d['runs']])
+        self.assertEqual('console 0 line 2', d['runs'][0]['where'])
+        self.assertIsNone(d['tag'])
+
+    def test_one_run_reads_as_before(self):
+        # what the lab and the tempest tests read of a history of one run
+        h = history.parse(console(20))
+        self.assertEqual(1, len(h.runs))
+        r = h.runs[0]
+        self.assertEqual((RUN, LAYOUT, (0, 2)), (r.run, r.layout, r.location))
+        self.assertEqual((r.run, r.layout, r.location, r.last_seq),
+                         (h.run, h.layout, h.run_location, h.last_seq))
+        self.assertEqual(20, h.acked_writes)
+        self.assertEqual([a.seq for a in h.acks], r.acked_seqs)
+        self.assertEqual((19, 22, RUN), (r.last_ack.seq, r.last_ack.line,
+                                         r.last_ack.run))
+        self.assertEqual((19, 19, []), (r.proven_seq, r.claimed_seq,
+                                        r.evidence))
+        self.assertFalse(r.done_seen)
+        self.assertEqual([], h.warnings)
