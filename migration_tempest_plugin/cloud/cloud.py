@@ -314,7 +314,10 @@ class Cloud:
                 'nova-compute-' + compute.name in changed))
         ids = self.bootstrap('images', {
             'image_names': cfg.IMAGE_NAMES, 'kernel': guest.kernel,
-            'ramdisk': guest.initrd, 'disk': disk, 'cmdline': guest.cmdline,
+            'ramdisk': guest.initrd, 'disk': disk,
+            # A second agent writes the ephemeral disk of a flavor that has
+            # one (vdb); without a vdb the guest notes it and goes on.
+            'cmdline': guest.cmdline + ' ' + guestlib.SECOND_DISK_OPTION,
             'flavors': {
                 'guest': {'name': cfg.FLAVOR_NAME, 'ram': 128, 'vcpus': 1,
                           'disk': 1},

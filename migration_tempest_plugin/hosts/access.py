@@ -234,9 +234,10 @@ class ComputeHost(object):
                                 self.qemu_pid_dir))
 
     @contextlib.contextmanager
-    def disk_image(self, instance_uuid):
-        """The flattened content of the instance's root disk, as a read-only
-        mmap of a local temporary file that is gone once the block exits.
+    def disk_image(self, instance_uuid, name='disk'):
+        """The flattened content of the instance's disk `name` (its root
+        disk, or e.g. disk.eph0), as a read-only mmap of a local temporary
+        file that is gone once the block exits.
 
         The server must be paused or stopped first: a disk read while the
         guest writes is not a state the guest ever saw.
@@ -244,8 +245,8 @@ class ComputeHost(object):
         with tempfile.TemporaryFile(prefix='mtp-disk-') as f:
             sink = GunzipWriter(f) if self.gzip_disk_stream else f
             self.stream(['sh', '-c', disk_script(
-                self.instance_disk(instance_uuid), self.gzip_disk_stream)],
-                sink)
+                os.path.join(self.instance_dir(instance_uuid), name),
+                self.gzip_disk_stream)], sink)
             if self.gzip_disk_stream:
                 sink.close()
             f.flush()

@@ -54,6 +54,9 @@ AGENT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 MODULE_SUFFIXES = ('.ko', '.ko.xz', '.ko.zst', '.ko.gz')
 
 GuestImage = collections.namedtuple('GuestImage', 'kernel initrd cmdline')
+# The kernel option that starts a second agent on the ephemeral disk of a
+# flavor that has one (the tempest tests' several-disks flavor).
+SECOND_DISK_OPTION = 'mtp.disk2=/dev/vdb'
 
 
 class GuestBuildError(errors.Error):

@@ -209,7 +209,7 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
 
     # -- the guest ------------------------------------------------------------
 
-    def create_integrity_server(self, host=None, flavor=None):
+    def create_integrity_server(self, host=None, flavor=None, **kwargs):
         """Boot the integrity guest as the project's member, start
         recording its console, and have it on `host` (default: the source)
         with ACKS_BEFORE writes acknowledged; return (server,
@@ -227,7 +227,7 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
             image_id=CONF.migration.image_ref,
             flavor=(flavor or CONF.migration.flavor_ref or
                     CONF.compute.flavor_ref),
-            wait_until='ACTIVE')
+            wait_until='ACTIVE', **kwargs)
         # Gone at the end of this test, not of the class: every guest
         # writes as fast as it can and would slow the next tests down.
         # Cleanups run last in, first out: a migration still running is
@@ -295,12 +295,13 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
         waiters.wait_for_server_status(self.servers, server_id, 'ACTIVE')
 
     def assert_intact(self, server_id, recorder, host=None, name='check',
-                      discarded_runs=()):
+                      discarded_runs=(), disk='disk', tag=None):
         """Pause the guest, read its disk back and assert that every
         acknowledged write is on it, but those of `discarded_runs` (the
         boots whose writes the operation legitimately undid), of which
         none may be; return the oracle's report.  The guest stays
-        paused."""
+        paused.  `disk` and `tag`: another of the instance's disks (e.g.
+        disk.eph0) and the tag of the agent that writes it."""
         host = host or self.get_host_for_server(server_id)
         if self.servers.show_server(server_id)['server']['status'] != \
                 'PAUSED':
@@ -309,13 +310,13 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
         # console can still be read, so history and disk describe the same
         # moment.
         recorder.read()
-        history = recorder.history()
-        with self.hosts[host].disk_image(server_id) as image:
+        history = recorder.history(tag)
+        with self.hosts[host].disk_image(server_id, disk) as image:
             report = checker.check(
                 history, image,
                 tolerate=console_artefacts(CONF.migration.storage),
                 discarded_runs=discarded_runs)
-        document = {'host': host, 'oracle': report.to_dict(),
+        document = {'host': host, 'disk': disk, 'oracle': report.to_dict(),
                     'discarded_runs': list(discarded_runs)}
         if report.verdict != checker.INTACT:
             document['console_segments'] = [

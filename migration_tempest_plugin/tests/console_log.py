@@ -194,20 +194,22 @@ class ConsoleLogRecorder(fixtures.Fixture):
         with self._lock:
             return [seg.text() for seg in self.segments if seg.data]
 
-    def history(self):
-        return historylib.parse(self.texts())
+    def history(self, tag=None):
+        """The history of the agent on the root disk, or of the one whose
+        records carry `tag` (a second disk's)."""
+        return historylib.parse(self.texts(), tag=tag)
 
     def acks(self):
         return self.history().acked_writes
 
-    def wait_for(self, predicate, what, timeout):
-        """Wait until predicate(history) is true; a workload that failed
-        ends the wait with its reason."""
+    def wait_for(self, predicate, what, timeout, tag=None):
+        """Wait until predicate(history) is true (the history of `tag`'s
+        agent); a workload that failed ends the wait with its reason."""
         box = {}
 
         def done():
             self.read(best_effort=True)
-            hist = box['history'] = self.history()
+            hist = box['history'] = self.history(tag)
             fatal = [p for p in hist.problems if p.kind == 'fatal']
             if fatal:
                 raise lib_exc.TempestException(

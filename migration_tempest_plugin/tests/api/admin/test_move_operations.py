@@ -381,3 +381,88 @@ class BlockMigrationHardRebootTest(MoveIntegrityTestBase):
         runs = self.hard_reboot(server['id'], recorder)
         self.assertEqual(2, len(runs), 'runs: %s' % runs)
         self.assert_intact(server['id'], recorder, self.dest)
+
+
+class SeveralDisksIntegrityTest(MoveIntegrityTestBase):
+    """A flavor with an ephemeral and a swap disk beside root, and a
+    config drive.  The guest writes root (vda) and the ephemeral disk (vdb,
+    a second agent whose records are tagged 'vdb'); after each move every
+    disk is where it belongs and both written disks keep every
+    acknowledged write (#1628449, #1405533, #1246201, #1770640)."""
+
+    EPHEMERAL = ('disk.eph0', 'vdb')
+
+    @classmethod
+    def skip_checks(cls):
+        super().skip_checks()
+        if not CONF.migration.disks_flavor_ref:
+            raise cls.skipException('[migration] disks_flavor_ref is not '
+                                    'set')
+
+    def _boot(self):
+        server, recorder = self.boot_writing_server(
+            self.source, flavor=CONF.migration.disks_flavor_ref,
+            config_drive=True)
+        self._wait_ephemeral(recorder, 1, base.ACKS_BEFORE)
+        return server, recorder
+
+    def _wait_ephemeral(self, recorder, runs, acks):
+        """The ephemeral disk's agent has `runs` runs, with `acks` writes
+        acknowledged in the last one."""
+        recorder.wait_for(
+            lambda h: (len(h.runs) >= runs and
+                       self.acks_in_last_run(h) >= acks),
+            '%d writes on the ephemeral disk in its run %d' % (acks, runs),
+            CONF.compute.build_timeout, tag=self.EPHEMERAL[1])
+
+    def _config_drive_uuid(self, host, server_id):
+        """The instance uuid that the config drive on `host` holds."""
+        path = self.hosts[host].instance_dir(server_id) + '/disk.config'
+        out = self.hosts[host].execute(
+            ['isoinfo', '-i', path, '-R', '-x',
+             '/openstack/latest/meta_data.json'])
+        return json.loads(out)['uuid']
+
+    def _assert_every_disk(self, server_id, recorder, host):
+        for name in ('disk', 'disk.eph0', 'disk.swap', 'disk.config'):
+            self.assertTrue(self.hosts[host].has_file(
+                self.hosts[host].instance_dir(server_id) + '/' + name),
+                '%s of %s is missing on %s' % (name, server_id, host))
+        self.assertEqual(server_id, self._config_drive_uuid(host, server_id))
+        self.assert_intact(server_id, recorder, host)
+        self.assert_intact(server_id, recorder, host, name='check-eph0',
+                           disk=self.EPHEMERAL[0], tag=self.EPHEMERAL[1])
+
+    @decorators.attr(type='multinode')
+    @decorators.idempotent_id('9b1d3f5a-7c2e-4a4b-8d6f-0e2a4c6b8d37')
+    def test_block_migration_moves_every_disk(self):
+        """A block live migration copies root and ephemeral with every
+        acknowledged write, and the swap disk and config drive arrive."""
+        if self.shared_storage:
+            raise self.skipException('a block migration needs local '
+                                     'storage')
+        if not CONF.compute_feature_enabled.block_migration_for_live_migration:
+            raise self.skipException('[compute-feature-enabled] '
+                                     'block_migration_for_live_migration '
+                                     'is off')
+        server, recorder = self._boot()
+        self.live_migrate(server['id'], self.dest, True)
+        self.keep_writing(recorder)
+        self._wait_ephemeral(recorder, 1, base.ACKS_BEFORE + base.ACKS_AFTER)
+        self._assert_every_disk(server['id'], recorder, self.dest)
+
+    @decorators.attr(type='multinode')
+    @decorators.idempotent_id('2e4f6a8c-0b1d-4e3f-a5c7-9d1b3f5a7c48')
+    def test_cold_migration_moves_every_disk(self):
+        """A cold migration (confirmed) moves root and ephemeral with every
+        acknowledged write, and the swap disk and config drive; the guest
+        boots there and writes both disks on."""
+        if not CONF.compute_feature_enabled.cold_migration:
+            raise self.skipException('[compute-feature-enabled] '
+                                     'cold_migration is off')
+        server, recorder = self._boot()
+        self.cold_migrate(server['id'], self.dest)
+        self.confirm(server['id'])
+        self.wait_for_new_run(recorder, 1)
+        self._wait_ephemeral(recorder, 2, base.ACKS_AFTER)
+        self._assert_every_disk(server['id'], recorder, self.dest)
