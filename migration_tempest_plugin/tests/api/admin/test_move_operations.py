@@ -361,25 +361,28 @@ class ShelveIntegrityTest(MoveIntegrityTestBase):
                 self.os_admin.image_client_v2.delete_image, image['id'])
 
 
-class BlockMigrationHardRebootTest(MoveIntegrityTestBase):
-    """A hard reboot after a block migration boots from the copied disk."""
+class LiveMigrationHardRebootTest(MoveIntegrityTestBase):
+    """A hard reboot after a live migration boots from the disk the guest
+    was moved with: the copy on local storage (a block migration), the one
+    shared file otherwise."""
 
     @decorators.attr(type='multinode')
     @decorators.idempotent_id('f2b4d6e8-0a1c-4e3f-9b5d-7c9e1a3b5d64')
-    def test_hard_reboot_after_block_migration_keeps_writes(self):
-        """After a block live migration, a hard reboot finds the disk that
-        was copied, not a new or missing one (#2080436)."""
-        if self.shared_storage:
-            raise self.skipException('a block migration needs local '
-                                     'storage')
-        if not CONF.compute_feature_enabled.block_migration_for_live_migration:
+    def test_hard_reboot_after_live_migration_keeps_writes(self):
+        """After a live migration (block_migration=auto), a hard reboot
+        finds the disk that was moved, not a new or a missing one
+        (#2080436), and every acknowledged write of both boots is on it."""
+        if (not self.shared_storage and not
+                CONF.compute_feature_enabled.
+                block_migration_for_live_migration):
             raise self.skipException('[compute-feature-enabled] '
                                      'block_migration_for_live_migration '
                                      'is off')
         server, recorder = self.boot_writing_server(self.source)
-        self.live_migrate(server['id'], self.dest, True)
+        self.live_migrate(server['id'], self.dest, 'auto')
         runs = self.hard_reboot(server['id'], recorder)
         self.assertEqual(2, len(runs), 'runs: %s' % runs)
+        self.assertEqual(self.dest, self.get_host_for_server(server['id']))
         self.assert_intact(server['id'], recorder, self.dest)
 
 
