@@ -100,6 +100,9 @@ class ConsoleLogRecorder(fixtures.Fixture):
         self.segments = []
         self.raw = collections.deque(maxlen=50)
         self._lock = threading.Lock()
+        # One read at a time: the poller and the test's own reads would
+        # otherwise both append the same bytes.
+        self._reading = threading.Lock()
         self._stop = threading.Event()
         self._error = None
         self._thread = threading.Thread(
@@ -132,6 +135,10 @@ class ConsoleLogRecorder(fixtures.Fixture):
         """Read on from each stream's offset once."""
         if self._error is not None:
             raise self._error
+        with self._reading:
+            self._read_all(best_effort)
+
+    def _read_all(self, best_effort):
         for stream, host in self._streams():
             try:
                 self._read_stream(stream, host)
