@@ -105,12 +105,19 @@ for mode in $storage_modes; do
     rm -rf "$results"
     mkdir -p "$results"
     cp -r "$workspace/logs" "$workspace/reports" "$results/" 2>/dev/null || :
+    # Where the time went: every test's time, and the counts.
+    (cd "$workspace" && stestr slowest --all) > "$results/test-times.txt" \
+        2>/dev/null || :
+    counts=$(cd "$workspace" && stestr last --subunit 2>/dev/null |
+        subunit-stats 2>/dev/null | awk -F': ' \
+        '/^Passed tests/ {p=$2} /^Failed tests/ {f=$2} /^Skipped tests/ {s=$2}
+         END {printf "%d passed, %d failed, %d skipped", p, f, s}')
     # Each nova.conf change (and each restore) restarts both computes.
-    switches=$(sed -n 's/.*restarted and reporting in \([0-9.]*\)s.*/\1/p' \
+    switches=$(sed -n 's/.*restarted and serving in \([0-9.]*\)s.*/\1/p' \
         "$results/logs/tempest.log" 2>/dev/null | awk \
         '{n++; t+=$1} END {if (n) printf "%d, mean %.1fs", n, t/n; else print 0}')
     summary="$summary
-tempest: $mode storage: exit $mode_rc in ${took}s; compute restarts for a configuration: $switches; results in $results"
+tempest: $mode storage: exit $mode_rc in ${took}s ($counts); compute restarts for a configuration: $switches; each test's time in $results/test-times.txt"
     [ "$mode_rc" = 0 ] || rc=$mode_rc
     echo "tempest: taking the lab cloud down"
     migration-lab cloud down --state-dir "$state"

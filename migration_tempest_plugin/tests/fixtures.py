@@ -131,7 +131,7 @@ class NovaComputeConfig(fixtures.Fixture):
             raise lib_exc.TempestException(
                 'nova-compute restart: %s' % '; '.join(failures))
         # The cost of a configuration switch, for the suite's figures.
-        LOG.info('nova-compute on %s restarted and reporting in %.1fs',
+        LOG.info('nova-compute on %s restarted and serving in %.1fs',
                  ', '.join(h.name for h in self.hosts),
                  time.monotonic() - started)
 
