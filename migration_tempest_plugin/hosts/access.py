@@ -234,7 +234,7 @@ class ComputeHost(object):
                                 self.qemu_pid_dir))
 
     @contextlib.contextmanager
-    def disk_image(self, instance_uuid, name='disk'):
+    def disk_image(self, instance_uuid, name='disk', length=None):
         """The flattened content of the instance's disk `name` (its root
         disk, or e.g. disk.eph0), as a read-only mmap of a local temporary
         file that is gone once the block exits.
@@ -246,7 +246,7 @@ class ComputeHost(object):
             sink = GunzipWriter(f) if self.gzip_disk_stream else f
             self.stream(['sh', '-c', disk_script(
                 os.path.join(self.instance_dir(instance_uuid), name),
-                self.gzip_disk_stream)], sink)
+                self.gzip_disk_stream, length)], sink)
             if self.gzip_disk_stream:
                 sink.close()
             f.flush()
@@ -292,8 +292,10 @@ def write_script(path, text):
                 tmp=shlex.quote(path + '.mtp-tmp'))
 
 
-def disk_script(disk, gzipped):
-    """sh that writes the raw content of image `disk` to stdout.
+def disk_script(disk, gzipped, length=None):
+    """sh that writes the raw content of image `disk` to stdout (its first
+    `length` bytes when given: the part the oracle's layout covers, so that
+    a 1 GiB root disk does not cross the wire for its 64 MiB of blocks).
 
     Read as a cache=none QEMU does (O_DIRECT), past the host's page cache:
     on shared storage it may hold stale pages of a file another host wrote
@@ -307,8 +309,11 @@ def disk_script(disk, gzipped):
             'trap \'rm -f "$tmp"\' EXIT; '
             'qemu-img convert -U -T none -O raw {disk} "$tmp" 2>/dev/null '
             '|| qemu-img convert -U -O raw {disk} "$tmp"; '
-            '{send} "$tmp"').format(disk=shlex.quote(disk),
-                                    send='gzip -1 -c' if gzipped else 'cat')
+            '{head}{send}').format(
+                disk=shlex.quote(disk),
+                head=('head -c %d "$tmp" | ' % length) if length else '',
+                send=('gzip -1 -c' if gzipped else 'cat') + (
+                    '' if length else ' "$tmp"'))
 
 
 def domstate_script(instance_uuid):

@@ -311,7 +311,9 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
         # moment.
         recorder.read()
         history = recorder.history(tag)
-        with self.hosts[host].disk_image(server_id, disk) as image:
+        # Only the part of the disk that the workload's layout covers.
+        length = history.layout.size_bytes if history.layout else None
+        with self.hosts[host].disk_image(server_id, disk, length) as image:
             report = checker.check(
                 history, image,
                 tolerate=console_artefacts(CONF.migration.storage),

@@ -379,6 +379,18 @@ class TestDiskImage(testtools.TestCase):
             report = checker.check(self._history(), image)
         self.assertEqual(checker.DATA_LOSS, report.verdict, report.message)
 
+    def test_only_the_layouts_part_is_read(self):
+        # A root disk that nova grew past the layout: the tail stays home.
+        expected = self._instance_disk()
+        subprocess.run(['qemu-img', 'resize', '-q',
+                        self.host.instance_disk(UUID), '16M'], check=True)
+        hist = self._history()
+        with self.host.disk_image(UUID,
+                                  length=hist.layout.size_bytes) as image:
+            self.assertEqual(expected, image[:])
+            report = checker.check(hist, image)
+        self.assertEqual(checker.INTACT, report.verdict, report.message)
+
     def test_no_disk_is_an_error(self):
         def read():
             with self.host.disk_image(UUID):
