@@ -5,6 +5,7 @@
 # Usage: tools/install-deps.sh   (as root on Debian; safe to run again)
 set -eu
 cd "$(dirname "$0")/.."
+started=$(date +%s)
 
 if [ "$(id -u)" != 0 ]; then
     echo "install-deps: run as root (it installs Debian packages)" >&2
@@ -28,4 +29,4 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     apt-get install -y -qq $missing >/dev/null
 fi
-echo "install-deps: ready"
+echo "install-deps: ready in $(( $(date +%s) - started ))s"
