@@ -93,6 +93,13 @@ MigrationOpts = [
                      'and restore the files afterwards. When false, the '
                      'tests of other configurations than the one the cloud '
                      'runs with are skipped.'),
+    cfg.ListOpt('known_bugs', default=[],
+                help='Findings of this suite that the cloud under test is '
+                     'known to have, by name; the test that shows each '
+                     'skips, naming it (README, "Known findings"). '
+                     'config-drive-block-migration: a block live migration '
+                     'leaves an empty config drive (ISO 9660) on the '
+                     'destination.'),
     cfg.BoolOpt('fail_hosts', default=False,
                 help='Whether the evacuate tests may make a compute host '
                      'fail as a real one does: stop its nova-compute, kill '
