@@ -62,22 +62,27 @@ class Fault:
         _migrate gives it, plus fired, note, destination_clean and, after a
         retry, first_error."""
         fired = threading.Event()
+        tried = threading.Event()
         notes = []
+        failures = []
 
         def on_stats(stats):
-            if fired.is_set() or not self._due(stats):
+            if tried.is_set() or not self._due(stats):
                 return
-            fired.set()
+            tried.set()
             try:
                 notes.append(self.inject(runner, inst, dom, dst_conn) or '')
-            except Exception as exc:  # reported, not raised in the monitor
-                notes.append('the fault could not be injected: %s' % exc)
+            except Exception as exc:  # raised after the migration call
+                failures.append(exc)
+                return
+            fired.set()     # only once inject() has returned
         try:
             outcome = runner.migrate(case, inst, dom, dst_conn,
                                      on_stats=on_stats,
                                      bandwidth_mib=FAULT_BANDWIDTH_MIB)
         finally:
             self.restore(runner)
+        raise_injection_failure(self.name, failures, notes)
         outcome['fired'] = fired.is_set()
         outcome['note'] = '; '.join(n for n in notes if n)
         outcome['destination_clean'] = (
@@ -106,6 +111,18 @@ class Fault:
             return 'LEFT-BEHIND', '; '.join(
                 said + ['the guest is still defined on the destination'])
         return 'FAILED-SAFE', '; '.join(said)
+
+
+def raise_injection_failure(name, failures, notes=()):
+    """A fault whose injection raised tested nothing: the case is the
+    harness's ERROR, with the exception's own text (never a note beside a
+    verdict that could agree with the expectation)."""
+    if failures:
+        exc = failures[0]
+        raise matrix.CaseError('; '.join(
+            ['%s: the fault could not be injected: %s: %s'
+             % (name, type(exc).__name__, exc)]
+            + [n for n in notes if n])) from exc
 
 
 def destination_clean(runner, inst):
@@ -311,6 +328,7 @@ class PostCopyFault(Fault):
         migration_over = threading.Event()
         fired_at = []
         notes = []
+        failures = []
         started = time.monotonic()
         # Whatever libvirt does with the fault, the lab comes back.
         safety = threading.Timer(self.HEAL_AFTER_S, self._heal_late,
@@ -328,13 +346,15 @@ class PostCopyFault(Fault):
                 return
             if migration_over.wait(self.AFTER_SWITCH_S):
                 return
-            fired.set()
-            fired_at.append(time.monotonic())
             safety.start()
             try:
                 notes.append(self.inject(runner, inst, dom, dst_conn) or '')
-            except Exception as exc:  # reported, not raised in the watcher
-                notes.append('the fault could not be injected: %s' % exc)
+            except Exception as exc:  # raised after the migration call
+                failures.append(exc)
+                LOG.info('%s: injection failed: %s', self.name, exc)
+                return
+            fired_at.append(time.monotonic())
+            fired.set()     # only once inject() has returned
             LOG.info('%s: injected in post-copy: %s', self.name, notes[-1])
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
@@ -361,6 +381,7 @@ class PostCopyFault(Fault):
             migration_over.set()
             safety.cancel()
             self.restore(runner)
+        raise_injection_failure(self.name, failures, notes)
         outcome = first
         if fired.is_set() and not first['migrated']:
             outcome = self._recover(runner, case, inst, dom, dst_conn, notes)
@@ -382,15 +403,24 @@ class PostCopyFault(Fault):
         destroying the guest on both sides is the only bound left, and
         the case is the harness's ERROR."""
         outcome = {}
-        call = threading.Thread(target=lambda: outcome.update(runner.migrate(
-            case, inst, dom, dst_conn, bandwidth_mib=FAULT_BANDWIDTH_MIB,
-            **migrate_args)), daemon=True)
+        raised = []
+
+        def call_migrate():
+            try:
+                outcome.update(runner.migrate(
+                    case, inst, dom, dst_conn,
+                    bandwidth_mib=FAULT_BANDWIDTH_MIB, **migrate_args))
+            except Exception as exc:  # said in the outcome, with its text
+                raised.append(exc)
+        call = threading.Thread(target=call_migrate, daemon=True)
         call.start()
         call.join(bound_s)
         if not call.is_alive():
             return outcome or {'migrated': False, 'seconds': 0.0,
                                'post_copy': False,
-                               'error': '%s raised' % what}
+                               'error': '%s raised %s' % (what, ''.join(
+                                   '%s: %s' % (type(e).__name__, e)
+                                   for e in raised[:1]))}
         notes.append('%s hung for %ds (%s); guest destroyed on both nodes'
                      % (what, bound_s,
                         self._states(runner, inst, dom, dst_conn)))

@@ -115,3 +115,59 @@ class TestFaultVerdict(testtools.TestCase):
             None, case, case.expectation(), 'INTACT', '', 0.0,
             _outcome(migrated=True, error=''))
         self.assertTrue(fired.agrees)
+
+
+class _Runner(object):
+    """A runner whose migration samples the job once, mid-copy, then
+    returns what it is told."""
+
+    def __init__(self, migrated=True):
+        self.migrated = migrated
+        self.restored = 0
+
+    def migrate(self, case, inst, dom, dst_conn, on_stats=None, **kw):
+        on_stats({'disk_processed': 1 << 20, 'memory_processed': 0})
+        on_stats({'disk_processed': 2 << 20, 'memory_processed': 0})
+        return {'migrated': self.migrated, 'error': '', 'seconds': 1.0,
+                'post_copy': False}
+
+
+class _Fault(faults.Fault):
+
+    def __init__(self, fails):
+        super().__init__('test-fault', 'disk', flags.Expectation(
+            flags.Outcome.INTACT, 'a fault that should not matter'))
+        self.fails = fails
+        self.injected = 0
+        self.restored = 0
+
+    def inject(self, runner, inst, dom, dst_conn):
+        self.injected += 1
+        if self.fails:
+            raise OSError('ip route add: RTNETLINK answers: File exists')
+        return 'injected'
+
+    def restore(self, runner):
+        self.restored += 1
+
+
+class TestInjection(testtools.TestCase):
+    """A fault counts as fired only once inject() returned; an injection
+    that raises makes the case the harness's ERROR, with its text."""
+
+    def test_fault_that_fires(self):
+        fault = _Fault(fails=False)
+        outcome = fault.run(_Runner(), None, None, None, None)
+        self.assertTrue(outcome['fired'])
+        self.assertEqual(1, fault.injected)
+        self.assertEqual(1, fault.restored)
+        self.assertEqual(('INTACT', 'injected'), fault.verdict(outcome))
+
+    def test_failed_injection_is_an_error_not_agreement(self):
+        fault = _Fault(fails=True)
+        exc = self.assertRaises(matrix.CaseError, fault.run, _Runner(),
+                                None, None, None, None)
+        self.assertIn('could not be injected', str(exc))
+        self.assertIn('RTNETLINK answers: File exists', str(exc))
+        self.assertEqual(1, fault.injected)   # not tried again
+        self.assertEqual(1, fault.restored)   # the lab is healed anyway
