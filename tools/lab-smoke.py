@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
 import libvirt  # noqa: E402
 
-from migration_tempest_plugin import flags  # noqa: E402
+from migration_tempest_plugin import storage_modes  # noqa: E402
 from migration_tempest_plugin.lab import nodes  # noqa: E402
 from migration_tempest_plugin.lab import sandbox  # noqa: E402
 
@@ -261,7 +261,7 @@ def main():
     parser.add_argument('--state-dir', default=nodes.DEFAULT_STATE_DIR)
     parser.add_argument('--keep', action='store_true',
                         help='leave the lab up at the end')
-    parser.add_argument('--only', choices=flags.STORAGE_MODES,
+    parser.add_argument('--only', choices=storage_modes.NAMES,
                         action='append')
     args = parser.parse_args()
     libvirt.registerErrorHandler(quiet_errors, None)
@@ -276,7 +276,7 @@ def main():
     conns = {n.name: libvirt.open(n.uri) for n in lab.nodes}
     try:
         check_sharing(lab)
-        wanted = args.only or flags.STORAGE_MODES
+        wanted = args.only or storage_modes.NAMES
         if 'local' in wanted:
             scenario_local(lab, conns)
         if 'shared' in wanted:

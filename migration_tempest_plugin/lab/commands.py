@@ -11,7 +11,6 @@ import statistics
 import subprocess
 import time
 
-from migration_tempest_plugin import flags
 from migration_tempest_plugin.integrity import bench
 from migration_tempest_plugin.integrity import blocks
 from migration_tempest_plugin.integrity import guest as guestlib
@@ -22,6 +21,7 @@ from migration_tempest_plugin.lab import nodes
 from migration_tempest_plugin.lab import report
 from migration_tempest_plugin.lab import soak
 from migration_tempest_plugin.runtime import LabError
+from migration_tempest_plugin import storage_modes
 
 TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), 'tools')
@@ -95,7 +95,7 @@ def _settings(args):
 def _cases(args):
     if args.controls:
         return matrix.control_cases() * args.repeat
-    storages = args.storage or flags.STORAGE_MODES
+    storages = args.storage or storage_modes.NAMES
     cases = [] if args.faults else matrix.all_cases(storages, args.only)
     extra = faults.fault_cases()
     if not args.faults:
@@ -350,7 +350,7 @@ def _common(p, matrix=True):
     if not matrix:
         return
     p.add_argument('--storage', action='append',
-                   choices=flags.STORAGE_MODES,
+                   choices=storage_modes.NAMES,
                    help='only these storage modes (repeatable)')
     p.add_argument('--only', action='append', metavar='TEXT',
                    help='only cases whose storage/flag-set id contains TEXT')

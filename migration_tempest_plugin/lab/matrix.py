@@ -18,7 +18,9 @@ from migration_tempest_plugin.integrity import blocks
 from migration_tempest_plugin.integrity import checker
 from migration_tempest_plugin.integrity import history as historylib
 from migration_tempest_plugin.lab import instance as instancelib
+from migration_tempest_plugin.lab import storage as storagelib
 from migration_tempest_plugin import runtime as rt
+from migration_tempest_plugin import storage_modes
 
 LOG = logging.getLogger(__name__)
 
@@ -123,10 +125,10 @@ class Case:
             return self.fault.expectation
         if self.disks:
             return self.disks.expectation
-        return flags.expect(self.flags, self.storage)
+        return storagelib.expect(self.flags, self.storage)
 
 
-def all_cases(storages=flags.STORAGE_MODES, only=None):
+def all_cases(storages=storage_modes.NAMES, only=None):
     cases = []
     for storage in storages:
         for flag_set in flag_sets():

@@ -38,20 +38,18 @@ import os
 import shutil
 import time
 
-from migration_tempest_plugin import flags
 from migration_tempest_plugin.lab import libvirtd
 from migration_tempest_plugin.lab import sandbox
 from migration_tempest_plugin.lab import storage as storagelib
 from migration_tempest_plugin.lab import tls as tlslib
 from migration_tempest_plugin import runtime as rt
+from migration_tempest_plugin import storage_modes
 
 # Where the lab and the lab cloud keep everything, unless told otherwise.
 DEFAULT_STATE_DIR = os.environ.get('MIGRATION_LAB_STATE',
                                    '/var/tmp/migration-lab')
-storage_path = storagelib.storage_path
-
 NODE_SPECS = (('n1', '10.254.0.1'), ('n2', '10.254.0.2'))
-GLUSTER_SPEC = ('gl', storagelib.GLUSTER_ADDRESS)
+GLUSTER_SPEC = ('gl', storagelib.SERVER_ADDRESS)
 
 # Binary -> Debian package, for the preflight message.
 BINARIES = {
@@ -67,19 +65,6 @@ BINARIES = {
     'qemu-img': 'qemu-utils',
     'openssl': 'openssl',
 }
-MODE_BINARIES = {
-    'shared': {'glusterd': 'glusterfs-server', 'gluster': 'glusterfs-server',
-               'glusterfs': 'glusterfs-client'},
-    'shared-nolock': {'bindfs': 'bindfs'},
-    'nfs': {'ganesha.nfsd': 'nfs-ganesha', 'rpcbind': 'rpcbind',
-            'rpcinfo': 'rpcbind'},
-}
-# Plug-ins (not on PATH) -> Debian package.
-MODE_FILES = {
-    'nfs': {'/usr/lib/x86_64-linux-gnu/qemu/block-nfs.so': 'qemu-block-extra',
-            '/usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so':
-            'nfs-ganesha-vfs'},
-}
 
 
 class Lab:
@@ -87,12 +72,10 @@ class Lab:
     ``down()`` removes everything outside the state folder and works on a
     partial lab; ``status()`` says what is there."""
 
-    def __init__(self, state_dir=DEFAULT_STATE_DIR, modes=flags.STORAGE_MODES,
+    def __init__(self, state_dir=DEFAULT_STATE_DIR, modes=storage_modes.NAMES,
                  libvirt_debug=True):
-        for mode in modes:
-            storagelib.check_mode(mode)
+        self.modes = tuple(storagelib.check_mode(m) for m in modes)
         self.state_dir = os.path.abspath(state_dir)
-        self.modes = tuple(modes)
         self.libvirt_debug = libvirt_debug
         self.log_dir = os.path.join(self.state_dir, 'logs')
         self.procs = rt.Supervisor(os.path.join(self.state_dir, 'pids'),
@@ -127,7 +110,7 @@ class Lab:
     @property
     def sandboxes(self):
         out = list(self.nodes)
-        if any(m in self.modes for m in storagelib.SERVED_MODES):
+        if storagelib.served(self.modes):
             out.append(self.gluster)
         return out
 
@@ -139,13 +122,10 @@ class Lab:
     def missing_binaries(self):
         """{binary: debian package} of what is missing for these modes."""
         wanted = dict(BINARIES)
-        files = {}
-        for mode in self.modes:
-            wanted.update(MODE_BINARIES.get(mode, {}))
-            files.update(MODE_FILES.get(mode, {}))
-        missing = {b: p for b, p in wanted.items() if not rt.which(b)}
-        missing.update((f, p) for f, p in files.items()
-                       if not os.path.exists(f))
+        wanted.update(storagelib.packages(self.modes))
+        missing = {b: p for b, p in wanted.items()
+                   if not (os.path.exists(b) if b.startswith('/')
+                           else rt.which(b))}
         return dict(sorted(missing.items()))
 
     def preflight(self):
@@ -160,7 +140,7 @@ class Lab:
                 '%s' % (
                     ', '.join(sorted(missing)),
                     ' '.join(sorted(set(missing.values())))))
-        if any(m in self.modes for m in ('shared', 'shared-nolock')) and \
+        if any(m.fuse for m in storagelib.modes(self.modes)) and \
                 not os.path.exists('/dev/fuse'):
             raise rt.LabError('/dev/fuse is missing: the shared storage modes '
                               'need FUSE (modprobe fuse)')
@@ -472,13 +452,9 @@ class Lab:
             ok = ok and info['libvirtd_answers'] and all(
                 info['storage'].values())
             out['nodes'][node.name] = info
-        if 'shared' in self.modes:
-            out['gluster'] = self.storage.gluster_status()
-            ok = ok and out['gluster']['glusterd_pid'] is not None and \
-                bool(out['gluster']['host_mount'])
-        if 'nfs' in self.modes:
-            out['nfs'] = self.storage.nfs_status()
-            ok = ok and out['nfs']['answers']
+        servers, servers_ok = self.storage.status()
+        out.update(servers)
+        ok = ok and servers_ok
         out['up'] = bool(ok)
         return out
 
@@ -494,8 +470,8 @@ def format_status(status):
             info['libvirtd_pid'], info['libvirtd_answers'], info['uri']))
         lines.append('     storage: %s' % ', '.join(
             '%s=%s' % kv for kv in info['storage'].items()))
-    for server in ('gluster', 'nfs'):
-        if server in status:
+    for server in status:   # the storage servers (a mode's status_key)
+        if server not in ('state_dir', 'modes', 'bridge', 'nodes', 'up'):
             lines.append('  %s %s' % (server, ', '.join(
                 '%s=%s' % kv for kv in status[server].items())))
     return '\n'.join(lines)

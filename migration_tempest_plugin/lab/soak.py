@@ -14,11 +14,8 @@ import time
 
 from migration_tempest_plugin import flags
 from migration_tempest_plugin.lab import matrix
-
-# Storage modes where nova's own set is expected to move the guest: on
-# shared-nolock libvirt refuses nova's live set (it does not know bindfs
-# as shared), so there is nothing to soak there.
-SOAK_STORAGES = ('local', 'shared', 'nfs')
+from migration_tempest_plugin.lab import storage as storagelib
+from migration_tempest_plugin import storage_modes
 
 
 @dataclasses.dataclass
@@ -54,11 +51,24 @@ class SoakResult:
 
 
 def nova_flag_set(storage):
-    """nova 34's set for a guest on `storage` with default options."""
-    block = storage == 'local'
+    """nova 34's set for a guest on `storage` with default options: a block
+    migration where each node has its own disk."""
+    block = not storagelib.mode(storage).shared
     return matrix.FlagSet(
         'nova-block' if block else 'nova-live',
         flags.nova_flags(flags.NovaOptions(), block_migration=block))
+
+
+def soak_storages():
+    """The modes where nova's own set is expected to move the guest (on
+    shared-nolock libvirt refuses nova's live set: it does not know bindfs
+    as shared, so there is nothing to soak there)."""
+    return tuple(name for name in storage_modes.NAMES
+                 if storagelib.expect(nova_flag_set(name).flags,
+                                      name).outcome is flags.Outcome.INTACT)
+
+
+SOAK_STORAGES = soak_storages()
 
 
 class Soak(object):
@@ -98,7 +108,7 @@ class Soak(object):
                                               nodes[there].name,
                                               outcome['error']))
                 result.migration_s.append(round(outcome['seconds'], 2))
-                if self.storage == 'local':
+                if not storagelib.mode(self.storage).shared:
                     # nova removes the source's files after the move
                     nodes[here].run(['rm', '-f', inst.disk])
                 here = there

@@ -7,6 +7,7 @@ from migration_tempest_plugin import flags
 from migration_tempest_plugin.lab import commands
 from migration_tempest_plugin.lab import matrix
 from migration_tempest_plugin.lab import report
+from migration_tempest_plugin import storage_modes
 
 
 def result(storage='local', flag_set='nova-block', verdict='INTACT',
@@ -43,7 +44,7 @@ class TestMatrix(testtools.TestCase):
 
     def test_every_storage_mode_gets_every_set(self):
         cases = matrix.all_cases()
-        self.assertEqual(len(flags.STORAGE_MODES) * len(matrix.flag_sets()),
+        self.assertEqual(len(storage_modes.NAMES) * len(matrix.flag_sets()),
                          len(cases))
         only = matrix.all_cases(only=['shared-nolock/nova-block'])
         self.assertTrue(only)
