@@ -21,9 +21,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
 import libvirt  # noqa: E402
 
-from migration_tempest_plugin import storage_modes  # noqa: E402
 from migration_tempest_plugin.lab import nodes  # noqa: E402
 from migration_tempest_plugin.lab import sandbox  # noqa: E402
+from migration_tempest_plugin import storage_modes  # noqa: E402
 
 L = libvirt
 BASE = L.VIR_MIGRATE_LIVE | L.VIR_MIGRATE_PEER2PEER

@@ -18,7 +18,9 @@ from migration_tempest_plugin.lab import disks
 from migration_tempest_plugin.lab import faults
 from migration_tempest_plugin.lab import matrix
 from migration_tempest_plugin.lab import nodes
+from migration_tempest_plugin.lab import pipeline
 from migration_tempest_plugin.lab import report
+from migration_tempest_plugin.lab import results as resultlib
 from migration_tempest_plugin.lab import soak
 from migration_tempest_plugin.runtime import LabError
 from migration_tempest_plugin import storage_modes
@@ -88,8 +90,8 @@ def _layout(args):
 
 
 def _settings(args):
-    return matrix.Settings(bandwidth_mib=args.bandwidth,
-                           migration_timeout_s=args.timeout)
+    return pipeline.Settings(bandwidth_mib=args.bandwidth,
+                             migration_timeout_s=args.timeout)
 
 
 def _cases(args):
@@ -112,8 +114,8 @@ def make_runner(args, lab):
     os.makedirs(work_dir, exist_ok=True)
     say('lab: building the guest')
     guest = guestlib.build_guest(os.path.join(args.state_dir, 'guest'))
-    return matrix.CaseRunner(lab, guest, _layout(args), work_dir,
-                             _settings(args), progress=say)
+    return pipeline.CaseRunner(lab, guest, _layout(args), work_dir,
+                               _settings(args))
 
 
 def run_cases(args, lab, cases):
@@ -187,7 +189,8 @@ def control_summary(results):
         if not r.control:
             continue
         key = '%s/%s' % (r.storage, r.flag_set)
-        wanted = 'DATA-LOSS' if r.control == 'loss' else 'INTACT'
+        wanted = (resultlib.Verdict.DATA_LOSS if r.control == 'loss'
+                  else resultlib.Verdict.INTACT)
         entry = summary.setdefault(key, {'control': r.control, 'runs': 0,
                                          'held': 0})
         entry['runs'] += 1
@@ -249,7 +252,8 @@ def _matrix_body(args):
             say('lab: a control failed: the oracle or the lab cannot be '
                 'trusted on this machine')
             return 1
-        errors = [r for r in results if r.verdict == 'ERROR']
+        errors = [r for r in results
+                  if r.verdict == resultlib.Verdict.ERROR]
         if errors:
             say('lab: %d case(s) could not be run (ERROR)' % len(errors))
             return 1
@@ -337,7 +341,8 @@ def cmd_soak(args):
             say(result.summary())
             for path in result.evidence:
                 say('  evidence: %s' % path)
-        return 0 if all(r.verdict == 'INTACT' for r in results) else 1
+        return 0 if all(r.verdict == resultlib.Verdict.INTACT
+                        for r in results) else 1
     return _with_lab(args, body)
 
 
