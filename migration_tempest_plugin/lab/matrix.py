@@ -109,7 +109,8 @@ class Case:
             return self.fault.expectation
         if self.disks:
             return self.disks.expectation
-        return storagelib.expect(self.flags, self.storage)
+        return storagelib.expect(self.flags, self.storage,
+                                 paused=self.flag_set.paused)
 
 
 def all_cases(storages=storage_modes.NAMES, only=None):

@@ -62,6 +62,15 @@ class TestMatrix(testtools.TestCase):
         self.assertFalse(flags.has(by_name['nova-block+auto-converge'].flags,
                                    'POSTCOPY'))
 
+    def test_paused_copy_over_itself_expects_intact(self):
+        cases = {c.id: c for c in matrix.all_cases()}
+        for mode in ('shared-nolock', 'nfs'):
+            paused = cases[mode + '/nova-block+paused'].expectation()
+            self.assertEqual(flags.Outcome.INTACT, paused.outcome)
+            self.assertIn('paused through the copy', paused.reason)
+            self.assertEqual(flags.Outcome.DATA_AT_RISK,
+                             cases[mode + '/nova-block'].expectation().outcome)
+
     def test_every_storage_mode_gets_every_set(self):
         cases = matrix.all_cases()
         self.assertEqual(len(storage_modes.NAMES) * len(matrix.flag_sets()),

@@ -108,7 +108,7 @@ class TestSafetyRules(testtools.TestCase):
         for mode in ('shared-nolock', 'nfs'):
             result = storage.expect(block, mode, paused=True)
             self.assertEqual(flags.Outcome.INTACT, result.outcome)
-            self.assertIn('vm_stop', result.reason)
+            self.assertIn('paused through the copy', result.reason)
             self.assertIn('1499041', result.reason)
         # A refusal does not depend on the guest's writes.
         self.assertEqual(flags.Outcome.REFUSED_BY_LIBVIRT, storage.expect(

@@ -48,12 +48,20 @@ def check_mode(name):
 
 # -- what a migration does to a disk, by storage ------------------------------
 
+# A guest paused before a disk-copying migration: libvirt migrates it
+# paused (the vCPUs stay stopped and the guest arrives paused; the lab
+# resumes it there, as nova's unpause would), and QEMU's vm_stop() drained
+# and flushed every disk when it was paused.  The NBD
+# mirror (block-dirty-bitmap + blockdev-mirror, sync top) then reads each
+# allocated block of the overlay and writes it to the destination's export
+# of the same file: with nothing writing meanwhile, it writes back the very
+# bytes it read, into clusters already allocated there, and the seed's loss
+# (a guest write overtaken by an older copy of its block) cannot happen.
 PAUSED_REASON = (
-    'the guest is paused through the copy: libvirt stops its vCPUs before '
-    'migrating (virDomainSuspend; QEMU vm_stop drains and flushes every '
-    'disk), so nothing writes while the mirror runs, and a copy of the disk '
-    'over itself writes back the very bytes it read; no acknowledged write '
-    'can be lost (for a guest that writes: %s)')
+    'the guest is paused through the copy (libvirt migrates a paused '
+    'domain paused; QEMU drained and flushed its disks when it stopped), '
+    'so the mirror writes back onto the same file the very bytes it read: '
+    'no acknowledged write can be lost. With a guest writing: %s')
 
 
 def expect(value, storage, via_nova=False, paused=False):
