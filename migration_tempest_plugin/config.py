@@ -36,9 +36,6 @@ MigrationOpts = [
     cfg.IntOpt('live_migration_parallel_connections', default=1, min=1,
                help="Mirror of nova's [libvirt] "
                     'live_migration_parallel_connections.'),
-    cfg.IntOpt('workload_blocks', default=8192, min=64,
-               help='Number of 4 KiB blocks the guest workload rewrites '
-                    'while the migration runs.'),
     cfg.IntOpt('migration_timeout', default=600, min=30,
                help='Seconds to wait for one migration to finish; block '
                     'migrations on slow nodes can outlast build_timeout.'),

@@ -27,9 +27,8 @@ def base_name(image_id):
 class Instance(object):
     """Files and domain definition of one guest on one storage mode."""
 
-    def __init__(self, lab, storage, guest, layout, cmdline_extra='',
-                 console_dir=None, cache='none', base_storage=None,
-                 ephemeral_storage=None):
+    def __init__(self, lab, storage, guest, layout, console_dir=None,
+                 cache='none', base_storage=None, ephemeral_storage=None):
         self.lab = lab
         self.storage = storage
         self.guest = guest
@@ -54,7 +53,6 @@ class Instance(object):
             lab.storage_path(ephemeral_storage), self.ephemeral_rel) \
             if ephemeral_storage else None
         self.console_log = os.path.join(console_dir, '%s.log' % self.name)
-        self.cmdline_extra = cmdline_extra
 
     def _qemu_name(self, storage, relpath):
         """How QEMU names a file of `storage`: its path in the node, or
@@ -155,7 +153,6 @@ class Instance(object):
 
     def domain_xml(self):
         q = saxutils.escape
-        cmdline = '%s %s' % (self.guest.cmdline, self.cmdline_extra)
         return """<domain type='qemu'>
   <name>{name}</name>
   <uuid>{uuid}</uuid>
@@ -182,7 +179,7 @@ class Instance(object):
 </domain>
 """.format(name=q(self.name), uuid=self.uuid, mem=GUEST_MEMORY_MIB,
            kernel=q(self.guest.kernel), initrd=q(self.guest.initrd),
-           cmdline=q(cmdline.strip()), disk=self.disks_xml(),
+           cmdline=q(self.guest.cmdline.strip()), disk=self.disks_xml(),
            console=q(self.console_log))
 
     def console_text(self):

@@ -138,10 +138,6 @@ class Node(sandbox.Sandbox):
     def libvirtd_output(self):
         return os.path.join(self.lab.log_dir, 'libvirtd-%s.out' % self.name)
 
-    def qemu_log(self, domain_name):
-        return os.path.join(self.dir, 'log-libvirt', 'qemu',
-                            domain_name + '.log')
-
     @property
     def tls_dir(self):
         """Host path of the node's QEMU TLS folder (TLS_DIR_IN_NODE)."""

@@ -80,8 +80,10 @@ class Settings:
     bandwidth_mib: int = 0        # cap for disk-copying cases, 0 = none
     migration_timeout_s: float = 90.0
     boot_timeout_s: float = 60.0
-    acks_before: int = 30         # acknowledged writes before the nemesis
-    acks_after: int = 20          # and after it, wherever the guest runs
+    # acknowledged writes before the migration, and after it wherever the
+    # guest runs: the tempest tests' numbers
+    acks_before: int = blocks.ACKS_BEFORE_MIGRATION
+    acks_after: int = blocks.ACKS_AFTER_MIGRATION
     post_copy_after_s: float = 1.0
 
 
