@@ -124,6 +124,17 @@ def all_cases(storages=storage_modes.NAMES, only=None):
     return cases
 
 
+def smoke_cases(storages=storage_modes.NAMES):
+    """nova's live and block sets on each storage mode, where what they do
+    does not depend on timing (INTACT or a refusal, not DATA-AT-RISK): the
+    lab's nodes, network, storage and the case pipeline, end to end."""
+    by_name = {fs.name: fs for fs in flag_sets()}
+    cases = [Case(storage, by_name[name]) for storage in storages
+             for name in ('nova-live', 'nova-block')]
+    return [c for c in cases
+            if c.expectation().outcome is not flags.Outcome.DATA_AT_RISK]
+
+
 def control_cases():
     """The project's proof that the oracle sees what it must see: the seed's
     data loss on storage without cross-host locks (bindfs, and NFSv3 for

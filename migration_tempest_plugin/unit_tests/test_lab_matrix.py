@@ -79,6 +79,13 @@ class TestMatrix(testtools.TestCase):
         self.assertTrue(only)
         self.assertTrue(all(c.storage == 'shared-nolock' for c in only))
 
+    def test_smoke_cases_do_not_depend_on_timing(self):
+        cases = {c.id: c.expectation().outcome for c in matrix.smoke_cases()}
+        self.assertEqual(flags.Outcome.INTACT, cases['local/nova-block'])
+        self.assertEqual(flags.Outcome.INTACT, cases['nfs/nova-live'])
+        self.assertNotIn('shared-nolock/nova-block', cases)
+        self.assertNotIn(flags.Outcome.DATA_AT_RISK, cases.values())
+
     def test_controls(self):
         controls = matrix.control_cases()
         loss = [c for c in controls if c.control == 'loss']
