@@ -35,12 +35,12 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 import time
 
 from migration_tempest_plugin.lab import libvirtd
 from migration_tempest_plugin.lab import sandbox
 from migration_tempest_plugin.lab import storage as storagelib
+from migration_tempest_plugin.lab import teardown
 from migration_tempest_plugin.lab import tls as tlslib
 from migration_tempest_plugin import runtime as rt
 from migration_tempest_plugin import storage_modes
@@ -114,7 +114,7 @@ class Lab:
             out.append(self.gluster)
         return out
 
-    def _all_sandboxes(self):
+    def all_sandboxes(self):
         return list(self.nodes) + [self.gluster]
 
     # Preflight ---------------------------------------------------------------
@@ -155,14 +155,14 @@ class Lab:
 
     # Meta --------------------------------------------------------------------
 
-    def _meta(self):
+    def meta(self):
         return rt.read_json(self._meta_file)
 
-    def _save_meta(self, **changes):
+    def save_meta(self, **changes):
         rt.update_json(self._meta_file, **changes)
 
     @contextlib.contextmanager
-    def _locked(self):
+    def locked(self):
         os.makedirs(self.state_dir, exist_ok=True)
         with open(os.path.join(self.state_dir, 'lab.lock'), 'a') as f:
             fcntl.flock(f, fcntl.LOCK_EX)
@@ -179,11 +179,11 @@ class Lab:
         say = progress or (lambda msg: None)
         self.preflight()
         started = time.monotonic()
-        with self._locked():
-            self._check_owner()
+        with self.locked():
+            self.check_owner()
             for sub in ('logs', 'pids', 'ns', 'nodes', 'libmount'):
                 os.makedirs(os.path.join(self.state_dir, sub), exist_ok=True)
-            self._save_meta(modes=list(self.modes))
+            self.save_meta(modes=list(self.modes))
             say('configs and TLS certificates')
             for node in self.nodes:
                 node.write_configs()
@@ -210,7 +210,7 @@ class Lab:
             self.storage.up(say)
             for node in self.nodes:
                 node.wait_libvirtd()
-            self._save_meta(up_seconds=round(time.monotonic() - started, 2))
+            self.save_meta(up_seconds=round(time.monotonic() - started, 2))
             say('lab up in %.1fs' % (time.monotonic() - started))
 
     def _bridge_owner(self):
@@ -222,7 +222,7 @@ class Lab:
         links = json.loads(res.stdout or '[]')
         return (links[0].get('ifalias') or '') if links else None
 
-    def _check_owner(self):
+    def check_owner(self):
         """The names (bridge, namespaces, addresses) are fixed, so only
         one lab can be up on a machine: refuse to touch another's."""
         owner = self._bridge_owner()
@@ -252,9 +252,9 @@ class Lab:
         rt.bind_private(os.path.join(self.state_dir, 'ns'))
 
     def _note_netns_dir(self):
-        meta = self._meta()
+        meta = self.meta()
         if meta.get('created_run_netns') is None:
-            self._save_meta(
+            self.save_meta(
                 created_run_netns=not os.path.isdir(sandbox.NETNS_DIR))
 
     def spawn_host(self, key, argv, log):
@@ -262,172 +262,17 @@ class Lab:
         session of its own, and record it under `key`; returns its PID."""
         return self.procs.start(key, argv, log)
 
-    # Down --------------------------------------------------------------------
+    # Down -------------------------------------------------------------------
 
     def down(self, progress=None, purge=False):
         """Stop everything and remove every namespace, link, mount and
         process of the lab.  With purge, also delete the state folder
-        (disks, logs, gluster state).  Raises LabError listing leftovers."""
-        say = progress or (lambda msg: None)
-        if os.geteuid() != 0:
-            raise rt.LabError('the lab needs root; run down as root')
-        started = time.monotonic()
-        problems = []
-        os.makedirs(self.state_dir, exist_ok=True)
-        with self._locked():
-            self._check_owner()
-            say('guests and libvirtd')
-            for node in self.nodes:
-                self._end_guests(node, problems)
-            say('storage mounts')
-            self.storage.down(say, problems)
-            say('daemons and mount namespaces')
-            for sb in self._all_sandboxes():
-                self._end_sandbox(sb, problems)
-            entries = (self.procs.entry(n) for n in self.procs.names())
-            left = rt.terminate([e for e in entries if e])
-            if left:
-                problems.append('processes still alive: %s' % left)
-            for name in self.procs.names():
-                self.procs.forget(name)
-            ns_folder = os.path.join(self.state_dir, 'ns')
-            while rt.top_mount(rt.host_mounts(), ns_folder):
-                if not rt.umount(ns_folder):
-                    problems.append('cannot unmount %s' % ns_folder)
-                    break
-            say('network')
-            for sb in self._all_sandboxes():
-                if sandbox.link_exists(sb.veth):
-                    rt.host_run(['ip', 'link', 'del', sb.veth], check=False)
-                if sb.netns_exists():
-                    res = rt.host_run(['ip', 'netns', 'del', sb.netns],
-                                      check=False)
-                    if res.returncode:
-                        problems.append('ip netns del %s: %s' % (
-                            sb.netns, rt.one_line(res.stderr)))
-            if sandbox.link_exists(sandbox.BRIDGE):
-                rt.host_run(['ip', 'link', 'del', sandbox.BRIDGE], check=False)
-            self._remove_netns_dir(problems)
-            problems += self._leftovers()
-            if purge and not problems:
-                say('purging %s' % self.state_dir)
-                shutil.rmtree(self.state_dir, ignore_errors=True)
-            elif os.path.isdir(self.state_dir):
-                self._save_meta(down_seconds=round(
-                    time.monotonic() - started, 2))
-        if problems:
-            raise rt.LabError('lab down left: ' + '; '.join(problems))
-        say('lab down in %.1fs' % (time.monotonic() - started))
+        (disks, logs, gluster state).  Raises LabError listing leftovers
+        (:mod:`teardown`)."""
+        teardown.down(self, progress, purge)
 
-    def _end_guests(self, node, problems):
-        """End QEMU first (it holds the disks), then libvirtd, then forget
-        the domains."""
-        if node.namespaces_exist():
-            self._end_qemu_and_libvirtd(node, problems)
-        # Persistent definitions (nova defines its domains) would come back
-        # with the next libvirtd, and a new nova-compute refuses to start
-        # beside instances it does not know.
-        definitions = os.path.join(node.dir, 'etc-libvirt', 'qemu')
-        if os.path.isdir(definitions):
-            shutil.rmtree(definitions, ignore_errors=True)
-
-    def _end_qemu_and_libvirtd(self, node, problems):
-        daemons = {self.procs.pid(k) for k in self.procs.names()}
-        guests = rt.entries(p for p in node.pids() if p not in daemons)
-        guests += self._qemu_from_pidfiles(node)
-        left = rt.terminate(guests)
-        if left:
-            problems.append('QEMU on %s still alive: %s' % (node.name, left))
-        entry = self.procs.entry(node.proc_key)
-        if entry:
-            left = rt.terminate([entry])
-            if left:
-                problems.append('libvirtd on %s still alive' % node.name)
-            self.procs.forget(node.proc_key)
-
-    def _qemu_from_pidfiles(self, node):
-        """QEMU processes named by libvirt's pid files, for a namespace that
-        was lost; matched by command line and a mount namespace that is not
-        the host's."""
-        out = []
-        folder = os.path.join(node.dir, 'run', 'libvirt', 'qemu')
-        if not os.path.isdir(folder):
-            return out
-        host_mnt = rt.ns_inode('/proc/self/ns/mnt')
-        for name in os.listdir(folder):
-            if not name.endswith('.pid'):
-                continue
-            try:
-                with open(os.path.join(folder, name)) as f:
-                    pid = int(f.read().strip())
-                with open('/proc/%d/cmdline' % pid, 'rb') as f:
-                    cmd = f.read().split(b'\0')
-            except (OSError, ValueError):
-                continue
-            wanted = ('/run/libvirt/qemu/' + name).encode()
-            if wanted in cmd and rt.ns_inode('/proc/%d/ns/mnt' % pid) \
-                    != host_mnt:
-                out += rt.entries([pid])
-        return out
-
-    def _end_sandbox(self, sb, problems=None):
-        """Unmount the FUSE mounts inside, end every process inside, and
-        release the mount namespace."""
-        problems = [] if problems is None else problems
-        if sb.namespaces_exist():
-            with contextlib.suppress(rt.LabError):
-                mounts = sb.mounts()
-                for m in reversed(mounts):
-                    if m['fstype'].startswith('fuse'):
-                        if not rt.umount(m['target'], run=sb.run):
-                            problems.append('cannot unmount %s in %s' % (
-                                m['target'], sb.name))
-        left = rt.terminate(rt.entries(sb.pids()))
-        if left:
-            problems.append('processes still alive in %s: %s' % (sb.name,
-                                                                 left))
-        for key in self.procs.names():
-            data = self.procs.record(key)
-            if data and '--net=' + sb.netns_file in data['argv']:
-                if rt.terminate([(data['pid'], data['start'])]):
-                    problems.append('%s still alive' % key)
-                self.procs.forget(key)
-        while sb.mntns_mounted():
-            if not rt.umount(sb.mntns_file):
-                problems.append('cannot unmount %s' % sb.mntns_file)
-                break
-        for path in (sb.ready_file, sb.mntns_file):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-
-    def _remove_netns_dir(self, problems):
-        if not self._meta().get('created_run_netns'):
-            return
-        netns_dir = sandbox.NETNS_DIR
-        if not os.path.isdir(netns_dir) or os.listdir(netns_dir):
-            return
-        while rt.top_mount(rt.host_mounts(), sandbox.NETNS_DIR):
-            if not rt.umount(sandbox.NETNS_DIR):
-                problems.append('cannot unmount %s' % sandbox.NETNS_DIR)
-                return
-        with contextlib.suppress(OSError):
-            os.rmdir(sandbox.NETNS_DIR)
-        self._save_meta(created_run_netns=None)
-
-    def _leftovers(self):
-        out = []
-        mounts = rt.host_mounts()
-        under = rt.mounts_under(mounts, self.state_dir)
-        if under:
-            out.append('mounts under the state folder: %s' % ', '.join(under))
-        for sb in self._all_sandboxes():
-            if sb.netns_exists():
-                out.append('network namespace %s' % sb.netns)
-            if sandbox.link_exists(sb.veth):
-                out.append('link %s' % sb.veth)
-        if sandbox.link_exists(sandbox.BRIDGE):
-            out.append('bridge %s' % sandbox.BRIDGE)
-        return out
+    def end_sandbox(self, sb, problems=None):
+        teardown.end_sandbox(self, sb, problems)
 
     # Status ------------------------------------------------------------------
 

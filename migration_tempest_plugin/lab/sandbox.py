@@ -144,7 +144,7 @@ class Sandbox:
         if self.ready():
             return
         if self.mntns_mounted():
-            self.lab._end_sandbox(self)
+            self.lab.end_sandbox(self)
         binds = self.binds()
         for src, _dst in binds:
             os.makedirs(src, exist_ok=True)
