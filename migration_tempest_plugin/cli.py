@@ -8,6 +8,8 @@ from migration_tempest_plugin.cloud import cli as cloud_cli
 from migration_tempest_plugin import errors
 from migration_tempest_plugin import flags
 from migration_tempest_plugin.lab import commands as lab_commands
+from migration_tempest_plugin.lab import storage as storagelib
+from migration_tempest_plugin import storage_modes
 
 
 class UsageError(errors.Error):
@@ -34,8 +36,8 @@ def cmd_flags_nova(args):
 
 
 def cmd_flags_check(args):
-    expectation = flags.expect(flags.parse(args.flags), args.storage,
-                               via_nova=args.via_nova)
+    expectation = storagelib.expect(flags.parse(args.flags), args.storage,
+                                    via_nova=args.via_nova)
     print(expectation)
 
 
@@ -77,7 +79,8 @@ def _add_flag_commands(sub):
     c = fsub.add_parser('check', help='expected outcome on a storage kind')
     c.add_argument('flags')
     c.add_argument('--storage', required=True,
-                   help='local, shared (nfs) or shared-nolock')
+                   help='a storage mode: %s' % ', '.join(
+                       storage_modes.NAMES))
     c.add_argument('--via-nova', action='store_true',
                    help="apply nova's pre-checks first")
     c.set_defaults(func=cmd_flags_check)

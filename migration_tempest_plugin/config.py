@@ -8,6 +8,8 @@ know which flags nova must have used and what must happen to the disk.
 
 from oslo_config import cfg
 
+from migration_tempest_plugin import storage_modes
+
 migration_group = cfg.OptGroup(
     name='migration',
     title='Migration integrity options',
@@ -17,10 +19,7 @@ migration_group = cfg.OptGroup(
 MigrationOpts = [
     cfg.StrOpt('storage',
                default='local',
-               choices=[('local', 'each compute host has its own instances '
-                                  'path; live migration copies the disks'),
-                        ('nfs', 'the instances path is one NFS share '
-                                'mounted on every compute host')],
+               choices=storage_modes.plugin_kinds(),
                help='Kind of instance storage of the cloud under test.'),
     cfg.BoolOpt('live_migration_tunnelled', default=False,
                 help="Mirror of nova's [libvirt] live_migration_tunnelled on "
@@ -37,9 +36,6 @@ MigrationOpts = [
     cfg.IntOpt('live_migration_parallel_connections', default=1, min=1,
                help="Mirror of nova's [libvirt] "
                     'live_migration_parallel_connections.'),
-    cfg.IntOpt('workload_blocks', default=8192, min=64,
-               help='Number of 4 KiB blocks the guest workload rewrites '
-                    'while the migration runs.'),
     cfg.IntOpt('migration_timeout', default=600, min=30,
                help='Seconds to wait for one migration to finish; block '
                     'migrations on slow nodes can outlast build_timeout.'),

@@ -1,5 +1,6 @@
-"""libvirt migration flags, nova's policy for them, and what each set does
-to a guest's disk on a given kind of storage.
+"""libvirt migration flags, nova's policy for them, libvirt's refusals of
+flag combinations, and the outcomes a migration can be expected to have
+(each storage mode's rules are in ``lab/storage/``).
 
 Pure: nothing here touches a host. The vocabulary comes from libvirt-python
 when it is importable; FLAG_TABLE is the fallback, kept equal to libvirt-python
@@ -187,30 +188,9 @@ def nova_flags(options, block_migration=False, paused=False,
     return flags
 
 
-# --- safety rules: flag set x storage -> expected outcome ------------------
-
-class Storage(str, enum.Enum):
-    LOCAL = 'local'                  # a folder per host
-    SHARED = 'shared'                # shared FS with cross-host locks (NFSv4)
-    SHARED_NOLOCK = 'shared-nolock'  # shared FS, no cross-host locks (NFSv3)
-    NFS = 'nfs'                      # NFSv3, QEMU's own client, no locks
-
-    @classmethod
-    def parse(cls, text):
-        aliases = {'nfs-nolock': cls.SHARED_NOLOCK}
-        text = str(text).strip().lower()
-        if text in aliases:
-            return aliases[text]
-        try:
-            return cls(text)
-        except ValueError:
-            raise FlagError('unknown storage kind %r (choose from %s)' % (
-                text, ', '.join(s.value for s in cls))) from None
-
-
-# The one storage vocabulary: the lab's modes, in the matrix's order.
-STORAGE_MODES = tuple(s.value for s in Storage)
-
+# --- outcomes and libvirt's own refusals ------------------------------------
+# What a flag set does to a disk on a given storage mode is each mode's rule
+# (migration_tempest_plugin/lab/storage/); here are the words they share.
 
 class Outcome(str, enum.Enum):
     INTACT = 'INTACT'                      # migrates, data survives
@@ -235,8 +215,9 @@ class Expectation:
         return text
 
 
-def _mutual_exclusions(flags):
-    """libvirt's flag-combination checks (qemu_migration.c, libvirt.c)."""
+def libvirt_refusal(flags):
+    """libvirt's flag-combination checks (qemu_migration.c, libvirt.c): the
+    message of the first that refuses `flags`, or None."""
     rules = [
         (has(flags, 'TUNNELLED') and not has(flags, 'PEER2PEER'),
          'cannot perform tunnelled migration without using peer2peer flag'),
@@ -271,100 +252,3 @@ def _copies_storage(flags):
 UNSAFE_MESSAGE = 'Unsafe migration: Migration without shared storage is unsafe'
 NO_DISK_MESSAGE = 'Cannot access storage file'
 LOCKED_COPY_MESSAGE = ("unable to execute QEMU command 'block-export-add'")
-
-
-def expect(flags, storage, via_nova=False):
-    """The expected outcome of migrating a running guest whose disks are
-    on `storage` with `flags`.
-
-    via_nova: the migration was asked of nova, whose pre-checks run first
-    (block_migration derived from the flags: NON_SHARED_* means nova was
-    asked for a block migration).
-    """
-    flags = _check_value(flags)
-    storage = Storage.parse(storage)
-    copies = _copies_storage(flags)
-    shared = storage is not Storage.LOCAL
-
-    if via_nova:
-        # nova/virt/libvirt/driver.py check_can_live_migrate_source(): the
-        # test-file handshake sees both hosts share the instances path.
-        if copies and shared:
-            return Expectation(Outcome.REFUSED_BY_NOVA,
-                               'block migration asked on shared storage',
-                               'Block migration can not be used with '
-                               'shared storage.')
-        # bug #1690890, 902b7bf6f5.
-        if not copies and not shared:
-            return Expectation(Outcome.REFUSED_BY_NOVA,
-                               'live migration without shared storage',
-                               'Shared storage live-migration requires '
-                               'either shared storage or boot-from-volume '
-                               'with no local disks.')
-
-    message = _mutual_exclusions(flags)
-    if message:
-        return Expectation(Outcome.REFUSED_BY_LIBVIRT,
-                           'libvirt rejects this flag combination', message)
-
-    if storage is Storage.LOCAL:
-        if copies:
-            return Expectation(Outcome.INTACT,
-                               'each host has its own disk; the copy goes '
-                               'to a separate file')
-        if has(flags, 'UNSAFE'):
-            # UNSAFE skips the shared-storage check, but nothing copies the
-            # disk: the destination QEMU finds no file (seen in the lab,
-            # libvirt 9.0). Where a stale copy sits at that path, the guest
-            # would run on it instead.
-            return Expectation(Outcome.REFUSED_BY_LIBVIRT,
-                               'UNSAFE skips the shared-storage check, but '
-                               'the destination has no copy of the disk',
-                               NO_DISK_MESSAGE)
-        # qemuMigrationSrcIsSafe(): local filesystem, no copy.
-        return Expectation(Outcome.REFUSED_BY_LIBVIRT,
-                           'no disk copy and the disk is not on shared '
-                           'storage', UNSAFE_MESSAGE)
-
-    if storage is Storage.SHARED:
-        if copies:
-            # QEMU image locking: the destination cannot open the same file
-            # for writing while the source holds it (qemu-iotests 153).
-            return Expectation(Outcome.REFUSED_BY_LIBVIRT,
-                               'disk copy onto the same file is stopped by '
-                               "QEMU's image lock", LOCKED_COPY_MESSAGE)
-        return Expectation(Outcome.INTACT,
-                           'shared storage that libvirt recognises; '
-                           'nothing is copied')
-
-    if storage is Storage.NFS:
-        # The disk is a libvirt network disk (protocol nfs).
-        if copies:
-            # qemuMigrationAnyCopyDisk() copies a network disk like any
-            # other; qemuMigrationDstPrepareStorage() skips pre-creating a
-            # path that exists on the destination, whose NBD server then
-            # exports the same NFS file: the mirror writes onto the disk it
-            # reads, and NFSv3 through libnfs takes no lock to stop it.
-            return Expectation(Outcome.DATA_AT_RISK,
-                               'disk copied over itself over NFSv3, no lock '
-                               'to stop it (bug #1499041)')
-        # qemuMigrationSrcIsSafe(): "network disks are safe".
-        return Expectation(Outcome.INTACT,
-                           'a network disk is shared storage to libvirt; '
-                           'nothing is copied')
-
-    # SHARED_NOLOCK: same files, but no lock crosses hosts and libvirt does
-    # not know the filesystem as shared (virFileIsSharedFS()).
-    if copies:
-        # bug #1499041 (8ecf93e88a), the seed thread: the disk is mirrored
-        # onto itself while the guest writes to it.
-        return Expectation(Outcome.DATA_AT_RISK,
-                           'disk copied over itself while the guest '
-                           'writes (bug #1499041)')
-    if not has(flags, 'UNSAFE'):
-        return Expectation(Outcome.REFUSED_BY_LIBVIRT,
-                           'libvirt does not know this filesystem as '
-                           'shared', UNSAFE_MESSAGE)
-    return Expectation(Outcome.INTACT,
-                       'shared files, nothing copied; UNSAFE only skips '
-                       "libvirt's filesystem check")

@@ -14,6 +14,8 @@ import urllib.parse
 
 import yaml
 
+from migration_tempest_plugin import storage_modes
+
 HOST = '10.254.0.254'          # labbr0: the control plane listens only here
 REGION = 'RegionOne'
 DOMAIN = 'Default'
@@ -67,9 +69,9 @@ SCHEDULER_FILTERS = ('ComputeFilter', 'ComputeCapabilitiesFilter',
                      'ImagePropertiesFilter', 'ServerGroupAntiAffinityFilter',
                      'ServerGroupAffinityFilter', 'SameHostFilter',
                      'DifferentHostFilter')
-# The lab's storage modes that the cloud offers (flags.STORAGE_MODES) ->
-# the plugin's [migration] storage choice.
-PLUGIN_STORAGE = {'local': 'local', 'shared': 'nfs'}
+# The lab's storage modes that the cloud offers -> the plugin's [migration]
+# storage choice (from the registry of storage modes).
+PLUGIN_STORAGE = storage_modes.cloud_modes()
 STORAGE_MODES = tuple(PLUGIN_STORAGE)
 
 

@@ -56,6 +56,11 @@ import re
 from migration_tempest_plugin import errors
 
 BLOCK_SIZE = 4096
+# Writes the guest acknowledges before a migration starts, and after it
+# (where it then runs), so that both hosts wrote what the checker reads:
+# the same numbers for the tempest tests and the lab.
+ACKS_BEFORE_MIGRATION = 40
+ACKS_AFTER_MIGRATION = 20
 RECORD_SIZE = 64
 COPIES = BLOCK_SIZE // RECORD_SIZE
 SECTOR_SIZE = 512

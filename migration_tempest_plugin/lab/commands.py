@@ -1,67 +1,33 @@
-"""migration-lab up | down | status | matrix | run | bench | soak.
+"""migration-lab up | down | status | matrix | run | bench | soak
+(``run --smoke``: the lab end to end, quickly).
 
 libvirt-python (in CaseRunner) and matplotlib (in the report's plots) are
 imported where they are used, so that `migration-lab flags` needs neither.
 """
 
 from concurrent import futures
-import os
-import signal
 import statistics
-import subprocess
 import time
 
-from migration_tempest_plugin import flags
 from migration_tempest_plugin.integrity import bench
-from migration_tempest_plugin.integrity import blocks
-from migration_tempest_plugin.integrity import guest as guestlib
 from migration_tempest_plugin.lab import disks
 from migration_tempest_plugin.lab import faults
 from migration_tempest_plugin.lab import matrix
 from migration_tempest_plugin.lab import nodes
-from migration_tempest_plugin.lab import report
+from migration_tempest_plugin.lab import results as resultlib
+from migration_tempest_plugin.lab import session
 from migration_tempest_plugin.lab import soak
 from migration_tempest_plugin.runtime import LabError
+from migration_tempest_plugin import storage_modes
 
-TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), 'tools')
+say = session.say
+# The checks of the controls (used by CI and unit tests).
+control_summary = session.control_summary
+controls_hold = session.controls_hold
 
-
-def say(text):
-    print(text, flush=True)
-
-
-# -- preflight ----------------------------------------------------------------
-
-def preflight(lab, install=True):
-    """Root, the Debian packages (installed when missing), libvirt-python."""
-    if os.geteuid() != 0:
-        raise LabError('the lab needs root (network and mount namespaces, '
-                       'libvirtd); run it as root')
-    missing = lab.missing_binaries()
-    if missing and install:
-        say('lab: installing Debian packages from bindep.txt (missing: %s)'
-            % ', '.join(sorted(missing)))
-        if subprocess.run([os.path.join(TOOLS, 'install-deps.sh')]).returncode:
-            raise LabError('tools/install-deps.sh failed')
-    lab.preflight()
-    try:
-        import libvirt  # noqa: F401
-    except ImportError:
-        raise LabError('libvirt-python is not installed (pip install '
-                       '.[lab], or use tox -e lab)')
-
-
-def make_lab(args, install=True):
-    lab = nodes.Lab(args.state_dir)
-    preflight(lab, install)
-    return lab
-
-
-# -- commands -----------------------------------------------------------------
 
 def cmd_up(args):
-    lab = make_lab(args)
+    lab = session.make_lab(args)
     started = time.monotonic()
     try:
         lab.up(progress=say)
@@ -73,29 +39,22 @@ def cmd_up(args):
 
 
 def cmd_down(args):
-    lab = make_lab(args, install=False)
+    lab = session.make_lab(args, install=False)
     started = time.monotonic()
     lab.down(progress=say)
     say('lab: down in %.1fs' % (time.monotonic() - started))
 
 
 def cmd_status(args):
-    say(nodes.format_status(make_lab(args, install=False).status()))
-
-
-def _layout(args):
-    return blocks.make_layout(args.static_blocks, args.work_blocks)
-
-
-def _settings(args):
-    return matrix.Settings(bandwidth_mib=args.bandwidth,
-                           migration_timeout_s=args.timeout)
+    say(nodes.format_status(session.make_lab(args, install=False).status()))
 
 
 def _cases(args):
     if args.controls:
         return matrix.control_cases() * args.repeat
-    storages = args.storage or flags.STORAGE_MODES
+    storages = args.storage or storage_modes.NAMES
+    if args.smoke:
+        return matrix.smoke_cases(storages) * args.repeat
     cases = [] if args.faults else matrix.all_cases(storages, args.only)
     extra = faults.fault_cases()
     if not args.faults:
@@ -105,151 +64,28 @@ def _cases(args):
     return cases * args.repeat
 
 
-def make_runner(args, lab):
-    """A CaseRunner on a lab that is up, with the guest built."""
-
-    work_dir = os.path.join(args.state_dir, 'matrix')
-    os.makedirs(work_dir, exist_ok=True)
-    say('lab: building the guest')
-    guest = guestlib.build_guest(os.path.join(args.state_dir, 'guest'))
-    return matrix.CaseRunner(lab, guest, _layout(args), work_dir,
-                             _settings(args), progress=say)
-
-
-def run_cases(args, lab, cases):
-    """Run `cases` on a lab that is up; return the results."""
-
-    runner = make_runner(args, lab)
-
-    def run_one(case):
-        try:
-            return runner.run(case)
-        except Exception as exc:  # a harness failure is this case's ERROR
-            return runner.error_result(case, exc)
-
-    runner.prepare(cases)
-    alone = [n for n, case in enumerate(cases) if case.exclusive]
-    # Fault cases last longest: started first, they do not hold the tail.
-    side_by_side = sorted((n for n in range(len(cases)) if n not in alone),
-                          key=lambda n: cases[n].fault is None)
-    say('lab: %d cases, %d at a time' % (len(cases), args.jobs) + (
-        '; %d of them, one after the other, hold the nodes\' link alone '
-        'while they disturb it, and the others boot meanwhile'
-        % len(alone) if alone else ''))
-    results = [None] * len(cases)
-    # The cases that hold the link alone run in a lane of their own, beside
-    # the others: only their migrations exclude the others' (NodesLink).
-    pools = [futures.ThreadPoolExecutor(args.jobs),
-             futures.ThreadPoolExecutor(1)]
-    try:
-        running = {}
-        for pool, group in zip(pools, (side_by_side, alone)):
-            running.update({pool.submit(run_one, cases[n]): n
-                            for n in group})
-        for done, future in enumerate(futures.as_completed(running), 1):
-            results[running[future]] = future.result()
-            say(report.progress_line(done, len(cases),
-                                     results[running[future]]))
-    finally:
-        # On Ctrl-C no queued case may start; the running ones end when
-        # the lab goes down under them.
-        for pool in pools:
-            pool.shutdown(wait=False, cancel_futures=True)
-    return results
-
-
-def publish(args, results, extra=None):
-    say('')
-    say(report.table(results))
-    diffs = report.findings(results)
-    say('')
-    if diffs:
-        say('Findings: %d case(s) differ from the expected outcome:'
-            % len(diffs))
-        for r in diffs:
-            say('  %s / %s: %s' % (r.storage, r.flag_set, r.finding))
-    else:
-        say('Every case matched its expected outcome.')
-    if args.json:
-        with open(args.json, 'w') as f:
-            f.write(report.to_json(results, extra))
-        say('lab: JSON in %s' % args.json)
-    if args.html:
-        with open(args.html, 'w') as f:
-            f.write(report.to_html(results, extra=extra))
-        say('lab: HTML in %s' % args.html)
-
-
-def control_summary(results):
-    """Per control case: how many runs gave the verdict it must give."""
-    summary = {}
-    for r in results:
-        if not r.control:
-            continue
-        key = '%s/%s' % (r.storage, r.flag_set)
-        wanted = 'DATA-LOSS' if r.control == 'loss' else 'INTACT'
-        entry = summary.setdefault(key, {'control': r.control, 'runs': 0,
-                                         'held': 0})
-        entry['runs'] += 1
-        entry['held'] += r.verdict == wanted
-    return summary
-
-
-def controls_hold(summary, out=say):
-    """Loss controls: DATA-LOSS in at least 4 of 5 runs (80%); intact
-    controls: INTACT every time."""
-    ok = True
-    for key, entry in sorted(summary.items()):
-        if entry['control'] == 'loss':
-            holds = entry['held'] * 5 >= entry['runs'] * 4
-        else:
-            holds = entry['held'] == entry['runs']
-        ok = ok and holds
-        out('control %-36s %-6s %d/%d %s' % (
-            key, entry['control'], entry['held'], entry['runs'],
-            'holds' if holds else 'FAILS'))
-    return ok
-
-
-def _with_lab(args, body):
-    """Bring the lab up, run body(lab), and always bring it down again,
-    on failure and on Ctrl-C or SIGTERM too."""
-    lab = make_lab(args)
-
-    def terminate(signum, frame):
-        raise KeyboardInterrupt()
-    signal.signal(signal.SIGTERM, terminate)
-    try:
-        started = time.monotonic()
-        lab.up(progress=say)
-        say('lab: up in %.1fs' % (time.monotonic() - started))
-        return body(lab)
-    finally:
-        say('lab: bringing the lab down')
-        lab.down()
-
-
 def cmd_matrix(args):
     """On a lab that is up (migration-lab up)."""
-    return _matrix_body(args)(make_lab(args, install=False))
+    return _matrix_body(args)(session.make_lab(args, install=False))
 
 
 def _matrix_body(args):
     def body(lab):
         cases = _cases(args)
         started = time.monotonic()
-        results = run_cases(args, lab, cases)
+        results = session.run_cases(args, lab, cases)
         extra = {'wall_s': round(time.monotonic() - started, 1)}
-        summary = control_summary(results)
+        summary = session.control_summary(results)
         if summary:
             extra['controls'] = summary
-        publish(args, results, extra)
+        session.publish(args, results, extra)
         say('lab: %d cases in %.1fs' % (len(results), extra['wall_s']))
-        if summary and not controls_hold(summary):
+        if summary and not session.controls_hold(summary):
             say('lab: a control failed: the oracle or the lab cannot be '
                 'trusted on this machine')
             return 1
-        errors = [r for r in results if r.verdict == 'ERROR']
+        errors = [r for r in results
+                  if r.verdict == resultlib.Verdict.ERROR]
         if errors:
             say('lab: %d case(s) could not be run (ERROR)' % len(errors))
             return 1
@@ -259,7 +95,7 @@ def _matrix_body(args):
 
 def cmd_run(args):
     """The main job: up, matrix, report, down."""
-    return _with_lab(args, _matrix_body(args))
+    return session.with_lab(args, _matrix_body(args))
 
 
 def cmd_bench(args):
@@ -281,7 +117,7 @@ def cmd_bench(args):
         for n in range(args.rounds):
             cases = _cases(args)
             started = time.monotonic()
-            results = run_cases(args, lab, cases)
+            results = session.run_cases(args, lab, cases)
             walls.append(time.monotonic() - started)
             say('bench: round %d/%d: %d cases in %.1fs' % (
                 n + 1, args.rounds, len(cases), walls[-1]))
@@ -315,7 +151,7 @@ def cmd_bench(args):
                     '%s %.0fs (%.0f%%)' % (k, v, 100 * v / total)
                     for k, v in parts.items()))
         return 0
-    return _with_lab(args, body)
+    return session.with_lab(args, body)
 
 
 def cmd_soak(args):
@@ -324,7 +160,7 @@ def cmd_soak(args):
     storages = args.storage or list(soak.SOAK_STORAGES)
 
     def body(lab):
-        runner = make_runner(args, lab)
+        runner = session.make_runner(args, lab)
         soaks = [soak.Soak(runner, storage, args.rounds, progress=say)
                  for storage in storages]
         runner.prepare([s.case for s in soaks])
@@ -337,11 +173,13 @@ def cmd_soak(args):
             say(result.summary())
             for path in result.evidence:
                 say('  evidence: %s' % path)
-        return 0 if all(r.verdict == 'INTACT' for r in results) else 1
-    return _with_lab(args, body)
+        return 0 if all(r.verdict == resultlib.Verdict.INTACT
+                        for r in results) else 1
+    return session.with_lab(args, body)
 
 
 # -- argument parsing ---------------------------------------------------------
+
 
 def _common(p, matrix=True):
     p.add_argument('--state-dir', default=nodes.DEFAULT_STATE_DIR,
@@ -350,12 +188,18 @@ def _common(p, matrix=True):
     if not matrix:
         return
     p.add_argument('--storage', action='append',
-                   choices=flags.STORAGE_MODES,
+                   choices=storage_modes.NAMES,
                    help='only these storage modes (repeatable)')
     p.add_argument('--only', action='append', metavar='TEXT',
                    help='only cases whose storage/flag-set id contains TEXT')
     p.add_argument('--controls', action='store_true',
                    help='run only the control cases')
+    p.add_argument('--smoke', action='store_true',
+                   help="only nova's live and block sets on each storage "
+                        'mode whose outcome does not depend on timing: the '
+                        'nodes, network, storage and case pipeline end to '
+                        'end (the lab then goes down and must leave '
+                        'nothing behind)')
     p.add_argument('--faults', action='store_true',
                    help='run only the fault cases (abort, kills, network '
                         'cut during the migration)')

@@ -27,9 +27,8 @@ def base_name(image_id):
 class Instance(object):
     """Files and domain definition of one guest on one storage mode."""
 
-    def __init__(self, lab, storage, guest, layout, cmdline_extra='',
-                 console_dir=None, cache='none', base_storage=None,
-                 ephemeral_storage=None):
+    def __init__(self, lab, storage, guest, layout, console_dir=None,
+                 cache='none', base_storage=None, ephemeral_storage=None):
         self.lab = lab
         self.storage = storage
         self.guest = guest
@@ -54,21 +53,16 @@ class Instance(object):
             lab.storage_path(ephemeral_storage), self.ephemeral_rel) \
             if ephemeral_storage else None
         self.console_log = os.path.join(console_dir, '%s.log' % self.name)
-        self.cmdline_extra = cmdline_extra
 
     def _qemu_name(self, storage, relpath):
         """How QEMU names a file of `storage`: its path in the node, or
-        its URL on the nfs mode."""
-        if storage == 'nfs':
-            return storagelib.nfs_url(relpath)
-        return os.path.join(self.lab.storage_path(storage), relpath)
+        its URL on a network storage."""
+        return storagelib.mode(storage).qemu_name(relpath)
 
     # -- files ------------------------------------------------------------
 
     def _nodes_with_own(self, storage):
-        if storage == 'local':
-            return list(self.lab.nodes)
-        return [self.lab.nodes[0]]  # one file, seen by both
+        return storagelib.mode(storage).nodes_with_own_copy(self.lab.nodes)
 
     def nodes_with_own_files(self):
         """Nodes whose view of the instances path is their own copy."""
@@ -91,7 +85,7 @@ class Instance(object):
         node as nova-compute would.  local_only: only those on local
         storage, which nova pre-creates on the destination of a block
         migration."""
-        if not local_only or self.storage == 'local':
+        if not local_only or not storagelib.mode(self.storage).shared:
             if node in self.nodes_with_own_base():
                 self.ensure_base(node)
             node.run(['mkdir', '-p', os.path.dirname(self.disk)])
@@ -105,8 +99,9 @@ class Instance(object):
                                             self.base_rel)] + options +
                      [self._qemu_name(self.storage, self.disk_rel),
                       str(self.layout.size_bytes)])
-        if self.ephemeral and (not local_only
-                               or self.ephemeral_storage == 'local'):
+        if self.ephemeral and (
+                not local_only
+                or not storagelib.mode(self.ephemeral_storage).shared):
             node.run(['mkdir', '-p', os.path.dirname(self.ephemeral)])
             node.run(['qemu-img', 'create', '-q', '-f', 'qcow2',
                       self._qemu_name(self.ephemeral_storage,
@@ -136,14 +131,7 @@ class Instance(object):
 
     def disk_xml(self, storage, path, target):
         q = saxutils.quoteattr
-        if storage == 'nfs':
-            # libvirt 9.0's schema wants <identity> on an nfs source.
-            source = ("<source protocol='nfs' name=%s>"
-                      "<host name=%s/><identity user='root' group='root'/>"
-                      "</source>" % (q(path), q(storagelib.NFS_ADDRESS)))
-            kind = 'network'
-        else:
-            source, kind = '<source file=%s/>' % q(path), 'file'
+        kind, source = storagelib.mode(storage).disk_source(path)
         # A guest that zeroes and discards needs the disk to pass discards
         # on (else blkdiscard fails; nova's hw_disk_discard=unmap sets the
         # same) and its zero writes turned into write-zeroes requests.
@@ -165,7 +153,6 @@ class Instance(object):
 
     def domain_xml(self):
         q = saxutils.escape
-        cmdline = '%s %s' % (self.guest.cmdline, self.cmdline_extra)
         return """<domain type='qemu'>
   <name>{name}</name>
   <uuid>{uuid}</uuid>
@@ -192,7 +179,7 @@ class Instance(object):
 </domain>
 """.format(name=q(self.name), uuid=self.uuid, mem=GUEST_MEMORY_MIB,
            kernel=q(self.guest.kernel), initrd=q(self.guest.initrd),
-           cmdline=q(cmdline.strip()), disk=self.disks_xml(),
+           cmdline=q(self.guest.cmdline.strip()), disk=self.disks_xml(),
            console=q(self.console_log))
 
     def console_text(self):

@@ -113,17 +113,12 @@ class Node(sandbox.Sandbox):
 
     # Paths -------------------------------------------------------------------
 
-    def storage_path(self, mode):
-        return storagelib.storage_path(mode)
-
     def host_path(self, mode, relpath=''):
         """Host-side path of the file this node sees at
         storage_path(mode)/relpath (`relpath` may also be that full in-node
-        path).  local: this node's own folder; shared: the host's GlusterFS
-        client mount (coherent with the nodes' clients); shared-nolock: the
-        common backing folder of the two bindfs mounts."""
+        path): the folder behind this node's view of the mode."""
         try:
-            return storagelib.host_path(self.lab, self, mode, relpath)
+            return self.lab.storage.host_path(self, mode, relpath)
         except storagelib.StorageError as exc:
             raise rt.LabError('%s: %s' % (self.name, exc)) from exc
 
@@ -142,10 +137,6 @@ class Node(sandbox.Sandbox):
     @property
     def libvirtd_output(self):
         return os.path.join(self.lab.log_dir, 'libvirtd-%s.out' % self.name)
-
-    def qemu_log(self, domain_name):
-        return os.path.join(self.dir, 'log-libvirt', 'qemu',
-                            domain_name + '.log')
 
     @property
     def tls_dir(self):

@@ -35,23 +35,21 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 import time
 
-from migration_tempest_plugin import flags
 from migration_tempest_plugin.lab import libvirtd
 from migration_tempest_plugin.lab import sandbox
 from migration_tempest_plugin.lab import storage as storagelib
+from migration_tempest_plugin.lab import teardown
 from migration_tempest_plugin.lab import tls as tlslib
 from migration_tempest_plugin import runtime as rt
+from migration_tempest_plugin import storage_modes
 
 # Where the lab and the lab cloud keep everything, unless told otherwise.
 DEFAULT_STATE_DIR = os.environ.get('MIGRATION_LAB_STATE',
                                    '/var/tmp/migration-lab')
-storage_path = storagelib.storage_path
-
 NODE_SPECS = (('n1', '10.254.0.1'), ('n2', '10.254.0.2'))
-GLUSTER_SPEC = ('gl', storagelib.GLUSTER_ADDRESS)
+GLUSTER_SPEC = ('gl', storagelib.SERVER_ADDRESS)
 
 # Binary -> Debian package, for the preflight message.
 BINARIES = {
@@ -67,19 +65,6 @@ BINARIES = {
     'qemu-img': 'qemu-utils',
     'openssl': 'openssl',
 }
-MODE_BINARIES = {
-    'shared': {'glusterd': 'glusterfs-server', 'gluster': 'glusterfs-server',
-               'glusterfs': 'glusterfs-client'},
-    'shared-nolock': {'bindfs': 'bindfs'},
-    'nfs': {'ganesha.nfsd': 'nfs-ganesha', 'rpcbind': 'rpcbind',
-            'rpcinfo': 'rpcbind'},
-}
-# Plug-ins (not on PATH) -> Debian package.
-MODE_FILES = {
-    'nfs': {'/usr/lib/x86_64-linux-gnu/qemu/block-nfs.so': 'qemu-block-extra',
-            '/usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so':
-            'nfs-ganesha-vfs'},
-}
 
 
 class Lab:
@@ -87,12 +72,10 @@ class Lab:
     ``down()`` removes everything outside the state folder and works on a
     partial lab; ``status()`` says what is there."""
 
-    def __init__(self, state_dir=DEFAULT_STATE_DIR, modes=flags.STORAGE_MODES,
+    def __init__(self, state_dir=DEFAULT_STATE_DIR, modes=storage_modes.NAMES,
                  libvirt_debug=True):
-        for mode in modes:
-            storagelib.check_mode(mode)
+        self.modes = tuple(storagelib.check_mode(m) for m in modes)
         self.state_dir = os.path.abspath(state_dir)
-        self.modes = tuple(modes)
         self.libvirt_debug = libvirt_debug
         self.log_dir = os.path.join(self.state_dir, 'logs')
         self.procs = rt.Supervisor(os.path.join(self.state_dir, 'pids'),
@@ -127,11 +110,11 @@ class Lab:
     @property
     def sandboxes(self):
         out = list(self.nodes)
-        if any(m in self.modes for m in storagelib.SERVED_MODES):
+        if storagelib.served(self.modes):
             out.append(self.gluster)
         return out
 
-    def _all_sandboxes(self):
+    def all_sandboxes(self):
         return list(self.nodes) + [self.gluster]
 
     # Preflight ---------------------------------------------------------------
@@ -139,13 +122,10 @@ class Lab:
     def missing_binaries(self):
         """{binary: debian package} of what is missing for these modes."""
         wanted = dict(BINARIES)
-        files = {}
-        for mode in self.modes:
-            wanted.update(MODE_BINARIES.get(mode, {}))
-            files.update(MODE_FILES.get(mode, {}))
-        missing = {b: p for b, p in wanted.items() if not rt.which(b)}
-        missing.update((f, p) for f, p in files.items()
-                       if not os.path.exists(f))
+        wanted.update(storagelib.packages(self.modes))
+        missing = {b: p for b, p in wanted.items()
+                   if not (os.path.exists(b) if b.startswith('/')
+                           else rt.which(b))}
         return dict(sorted(missing.items()))
 
     def preflight(self):
@@ -160,7 +140,7 @@ class Lab:
                 '%s' % (
                     ', '.join(sorted(missing)),
                     ' '.join(sorted(set(missing.values())))))
-        if any(m in self.modes for m in ('shared', 'shared-nolock')) and \
+        if any(m.fuse for m in storagelib.modes(self.modes)) and \
                 not os.path.exists('/dev/fuse'):
             raise rt.LabError('/dev/fuse is missing: the shared storage modes '
                               'need FUSE (modprobe fuse)')
@@ -175,14 +155,14 @@ class Lab:
 
     # Meta --------------------------------------------------------------------
 
-    def _meta(self):
+    def meta(self):
         return rt.read_json(self._meta_file)
 
-    def _save_meta(self, **changes):
+    def save_meta(self, **changes):
         rt.update_json(self._meta_file, **changes)
 
     @contextlib.contextmanager
-    def _locked(self):
+    def locked(self):
         os.makedirs(self.state_dir, exist_ok=True)
         with open(os.path.join(self.state_dir, 'lab.lock'), 'a') as f:
             fcntl.flock(f, fcntl.LOCK_EX)
@@ -199,11 +179,11 @@ class Lab:
         say = progress or (lambda msg: None)
         self.preflight()
         started = time.monotonic()
-        with self._locked():
-            self._check_owner()
+        with self.locked():
+            self.check_owner()
             for sub in ('logs', 'pids', 'ns', 'nodes', 'libmount'):
                 os.makedirs(os.path.join(self.state_dir, sub), exist_ok=True)
-            self._save_meta(modes=list(self.modes))
+            self.save_meta(modes=list(self.modes))
             say('configs and TLS certificates')
             for node in self.nodes:
                 node.write_configs()
@@ -230,7 +210,7 @@ class Lab:
             self.storage.up(say)
             for node in self.nodes:
                 node.wait_libvirtd()
-            self._save_meta(up_seconds=round(time.monotonic() - started, 2))
+            self.save_meta(up_seconds=round(time.monotonic() - started, 2))
             say('lab up in %.1fs' % (time.monotonic() - started))
 
     def _bridge_owner(self):
@@ -242,7 +222,7 @@ class Lab:
         links = json.loads(res.stdout or '[]')
         return (links[0].get('ifalias') or '') if links else None
 
-    def _check_owner(self):
+    def check_owner(self):
         """The names (bridge, namespaces, addresses) are fixed, so only
         one lab can be up on a machine: refuse to touch another's."""
         owner = self._bridge_owner()
@@ -272,9 +252,9 @@ class Lab:
         rt.bind_private(os.path.join(self.state_dir, 'ns'))
 
     def _note_netns_dir(self):
-        meta = self._meta()
+        meta = self.meta()
         if meta.get('created_run_netns') is None:
-            self._save_meta(
+            self.save_meta(
                 created_run_netns=not os.path.isdir(sandbox.NETNS_DIR))
 
     def spawn_host(self, key, argv, log):
@@ -282,172 +262,17 @@ class Lab:
         session of its own, and record it under `key`; returns its PID."""
         return self.procs.start(key, argv, log)
 
-    # Down --------------------------------------------------------------------
+    # Down -------------------------------------------------------------------
 
     def down(self, progress=None, purge=False):
         """Stop everything and remove every namespace, link, mount and
         process of the lab.  With purge, also delete the state folder
-        (disks, logs, gluster state).  Raises LabError listing leftovers."""
-        say = progress or (lambda msg: None)
-        if os.geteuid() != 0:
-            raise rt.LabError('the lab needs root; run down as root')
-        started = time.monotonic()
-        problems = []
-        os.makedirs(self.state_dir, exist_ok=True)
-        with self._locked():
-            self._check_owner()
-            say('guests and libvirtd')
-            for node in self.nodes:
-                self._end_guests(node, problems)
-            say('storage mounts')
-            self.storage.down(say, problems)
-            say('daemons and mount namespaces')
-            for sb in self._all_sandboxes():
-                self._end_sandbox(sb, problems)
-            entries = (self.procs.entry(n) for n in self.procs.names())
-            left = rt.terminate([e for e in entries if e])
-            if left:
-                problems.append('processes still alive: %s' % left)
-            for name in self.procs.names():
-                self.procs.forget(name)
-            ns_folder = os.path.join(self.state_dir, 'ns')
-            while rt.top_mount(rt.host_mounts(), ns_folder):
-                if not rt.umount(ns_folder):
-                    problems.append('cannot unmount %s' % ns_folder)
-                    break
-            say('network')
-            for sb in self._all_sandboxes():
-                if sandbox.link_exists(sb.veth):
-                    rt.host_run(['ip', 'link', 'del', sb.veth], check=False)
-                if sb.netns_exists():
-                    res = rt.host_run(['ip', 'netns', 'del', sb.netns],
-                                      check=False)
-                    if res.returncode:
-                        problems.append('ip netns del %s: %s' % (
-                            sb.netns, rt.one_line(res.stderr)))
-            if sandbox.link_exists(sandbox.BRIDGE):
-                rt.host_run(['ip', 'link', 'del', sandbox.BRIDGE], check=False)
-            self._remove_netns_dir(problems)
-            problems += self._leftovers()
-            if purge and not problems:
-                say('purging %s' % self.state_dir)
-                shutil.rmtree(self.state_dir, ignore_errors=True)
-            elif os.path.isdir(self.state_dir):
-                self._save_meta(down_seconds=round(
-                    time.monotonic() - started, 2))
-        if problems:
-            raise rt.LabError('lab down left: ' + '; '.join(problems))
-        say('lab down in %.1fs' % (time.monotonic() - started))
+        (disks, logs, gluster state).  Raises LabError listing leftovers
+        (:mod:`teardown`)."""
+        teardown.down(self, progress, purge)
 
-    def _end_guests(self, node, problems):
-        """End QEMU first (it holds the disks), then libvirtd, then forget
-        the domains."""
-        if node.namespaces_exist():
-            self._end_qemu_and_libvirtd(node, problems)
-        # Persistent definitions (nova defines its domains) would come back
-        # with the next libvirtd, and a new nova-compute refuses to start
-        # beside instances it does not know.
-        definitions = os.path.join(node.dir, 'etc-libvirt', 'qemu')
-        if os.path.isdir(definitions):
-            shutil.rmtree(definitions, ignore_errors=True)
-
-    def _end_qemu_and_libvirtd(self, node, problems):
-        daemons = {self.procs.pid(k) for k in self.procs.names()}
-        guests = rt.entries(p for p in node.pids() if p not in daemons)
-        guests += self._qemu_from_pidfiles(node)
-        left = rt.terminate(guests)
-        if left:
-            problems.append('QEMU on %s still alive: %s' % (node.name, left))
-        entry = self.procs.entry(node.proc_key)
-        if entry:
-            left = rt.terminate([entry])
-            if left:
-                problems.append('libvirtd on %s still alive' % node.name)
-            self.procs.forget(node.proc_key)
-
-    def _qemu_from_pidfiles(self, node):
-        """QEMU processes named by libvirt's pid files, for a namespace that
-        was lost; matched by command line and a mount namespace that is not
-        the host's."""
-        out = []
-        folder = os.path.join(node.dir, 'run', 'libvirt', 'qemu')
-        if not os.path.isdir(folder):
-            return out
-        host_mnt = rt.ns_inode('/proc/self/ns/mnt')
-        for name in os.listdir(folder):
-            if not name.endswith('.pid'):
-                continue
-            try:
-                with open(os.path.join(folder, name)) as f:
-                    pid = int(f.read().strip())
-                with open('/proc/%d/cmdline' % pid, 'rb') as f:
-                    cmd = f.read().split(b'\0')
-            except (OSError, ValueError):
-                continue
-            wanted = ('/run/libvirt/qemu/' + name).encode()
-            if wanted in cmd and rt.ns_inode('/proc/%d/ns/mnt' % pid) \
-                    != host_mnt:
-                out += rt.entries([pid])
-        return out
-
-    def _end_sandbox(self, sb, problems=None):
-        """Unmount the FUSE mounts inside, end every process inside, and
-        release the mount namespace."""
-        problems = [] if problems is None else problems
-        if sb.namespaces_exist():
-            with contextlib.suppress(rt.LabError):
-                mounts = sb.mounts()
-                for m in reversed(mounts):
-                    if m['fstype'].startswith('fuse'):
-                        if not rt.umount(m['target'], run=sb.run):
-                            problems.append('cannot unmount %s in %s' % (
-                                m['target'], sb.name))
-        left = rt.terminate(rt.entries(sb.pids()))
-        if left:
-            problems.append('processes still alive in %s: %s' % (sb.name,
-                                                                 left))
-        for key in self.procs.names():
-            data = self.procs.record(key)
-            if data and '--net=' + sb.netns_file in data['argv']:
-                if rt.terminate([(data['pid'], data['start'])]):
-                    problems.append('%s still alive' % key)
-                self.procs.forget(key)
-        while sb.mntns_mounted():
-            if not rt.umount(sb.mntns_file):
-                problems.append('cannot unmount %s' % sb.mntns_file)
-                break
-        for path in (sb.ready_file, sb.mntns_file):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-
-    def _remove_netns_dir(self, problems):
-        if not self._meta().get('created_run_netns'):
-            return
-        netns_dir = sandbox.NETNS_DIR
-        if not os.path.isdir(netns_dir) or os.listdir(netns_dir):
-            return
-        while rt.top_mount(rt.host_mounts(), sandbox.NETNS_DIR):
-            if not rt.umount(sandbox.NETNS_DIR):
-                problems.append('cannot unmount %s' % sandbox.NETNS_DIR)
-                return
-        with contextlib.suppress(OSError):
-            os.rmdir(sandbox.NETNS_DIR)
-        self._save_meta(created_run_netns=None)
-
-    def _leftovers(self):
-        out = []
-        mounts = rt.host_mounts()
-        under = rt.mounts_under(mounts, self.state_dir)
-        if under:
-            out.append('mounts under the state folder: %s' % ', '.join(under))
-        for sb in self._all_sandboxes():
-            if sb.netns_exists():
-                out.append('network namespace %s' % sb.netns)
-            if sandbox.link_exists(sb.veth):
-                out.append('link %s' % sb.veth)
-        if sandbox.link_exists(sandbox.BRIDGE):
-            out.append('bridge %s' % sandbox.BRIDGE)
-        return out
+    def end_sandbox(self, sb, problems=None):
+        teardown.end_sandbox(self, sb, problems)
 
     # Status ------------------------------------------------------------------
 
@@ -472,13 +297,9 @@ class Lab:
             ok = ok and info['libvirtd_answers'] and all(
                 info['storage'].values())
             out['nodes'][node.name] = info
-        if 'shared' in self.modes:
-            out['gluster'] = self.storage.gluster_status()
-            ok = ok and out['gluster']['glusterd_pid'] is not None and \
-                bool(out['gluster']['host_mount'])
-        if 'nfs' in self.modes:
-            out['nfs'] = self.storage.nfs_status()
-            ok = ok and out['nfs']['answers']
+        servers, servers_ok = self.storage.status()
+        out.update(servers)
+        ok = ok and servers_ok
         out['up'] = bool(ok)
         return out
 
@@ -494,8 +315,8 @@ def format_status(status):
             info['libvirtd_pid'], info['libvirtd_answers'], info['uri']))
         lines.append('     storage: %s' % ', '.join(
             '%s=%s' % kv for kv in info['storage'].items()))
-    for server in ('gluster', 'nfs'):
-        if server in status:
+    for server in status:   # the storage servers (a mode's status_key)
+        if server not in ('state_dir', 'modes', 'bridge', 'nodes', 'up'):
             lines.append('  %s %s' % (server, ', '.join(
                 '%s=%s' % kv for kv in status[server].items())))
     return '\n'.join(lines)

@@ -8,22 +8,29 @@ import json
 
 from migration_tempest_plugin.lab import matrix
 from migration_tempest_plugin.lab import plots as plotlib
+from migration_tempest_plugin.lab import results
+
+Verdict = results.Verdict
 
 # Each verdict's colour in the HTML report, and what it means.
 VERDICTS = (
-    ('INTACT', '#2e7d32', 'migrated; the oracle found every acknowledged '
-     'write where it belongs'),
-    ('DATA-LOSS', '#c62828', 'the oracle found acknowledged writes lost or '
-     'blocks corrupt, misplaced or stale'),
-    ('REFUSED', '#757575', 'nova or libvirt refused the migration before '
-     'it began'),
-    ('FAILED-SAFE', '#00838f', 'the fault stopped the migration; the guest '
-     'runs on at its source with its data, nothing left on the destination'),
-    ('LEFT-BEHIND', '#6a1b9a', 'the fault stopped the migration and the '
-     'guest is still defined on the destination'),
-    ('STOPPED', '#4e342e', 'the stack stopped the guest after the '
-     'migration; its disk was judged intact'),
-    ('ERROR', '#ef6c00', 'the lab could not run the case'),
+    (Verdict.INTACT, '#2e7d32',
+     'migrated; the oracle found every acknowledged write where it belongs'),
+    (Verdict.DATA_LOSS, '#c62828',
+     'the oracle found acknowledged writes lost or blocks corrupt, '
+     'misplaced or stale'),
+    (Verdict.REFUSED, '#757575',
+     'nova or libvirt refused the migration before it began'),
+    (Verdict.FAILED_SAFE, '#00838f',
+     'the fault stopped the migration; the guest runs on at its source '
+     'with its data, nothing left on the destination'),
+    (Verdict.LEFT_BEHIND, '#6a1b9a',
+     'the fault stopped the migration and the guest is still defined on '
+     'the destination'),
+    (Verdict.STOPPED, '#4e342e',
+     'the stack stopped the guest after the migration; its disk was '
+     'judged intact'),
+    (Verdict.ERROR, '#ef6c00', 'the lab could not run the case'),
 )
 COLOURS = {name: colour for name, colour, _ in VERDICTS}
 MIB = 2 ** 20
@@ -328,7 +335,7 @@ def _plot_specs(results):
     for name in plain + faulty:
         times = [(r.storage, r.migration_s) for r in results
                  if r.flag_set == name and r.migration_s > 0
-                 and r.verdict not in ('REFUSED', 'ERROR')]
+                 and r.verdict not in (Verdict.REFUSED, Verdict.ERROR)]
         if times:
             rows.append((name, times))
     runs = collections.Counter('%s / %s' % (r.storage, r.flag_set)
@@ -337,7 +344,7 @@ def _plot_specs(results):
     for r in results:     # a repeated case's bars say which run they are
         label = '%s / %s' % (r.storage, r.flag_set)
         seen[label] = seen.get(label, 0) + 1
-        if r.verdict == 'DATA-LOSS':
+        if r.verdict == Verdict.DATA_LOSS:
             if runs[label] > 1:
                 label += ' (run %d)' % seen[label]
             bars.append((label, r.lost_writes, r.corrupt_blocks))
@@ -375,7 +382,8 @@ def _case_table(results):
            'writes</th><th>migration<br>s</th><th>downtime<br>ms</th>'
            '<th>disk MiB<br>copied</th><th>finding</th></tr>']
     for n, r in enumerate(results):
-        idle = r.verdict in ('REFUSED', 'ERROR') and not r.migration_s
+        idle = r.verdict in (Verdict.REFUSED, Verdict.ERROR) and \
+            not r.migration_s
         out.append(
             '<tr%s><td class="k">%s</td><td class="k"><a href="#%s">%s</a>'
             '</td><td>%s</td><td class="k" title="%s">%s</td>%s%s%s%s'

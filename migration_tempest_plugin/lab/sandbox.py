@@ -144,7 +144,7 @@ class Sandbox:
         if self.ready():
             return
         if self.mntns_mounted():
-            self.lab._end_sandbox(self)
+            self.lab.end_sandbox(self)
         binds = self.binds()
         for src, _dst in binds:
             os.makedirs(src, exist_ok=True)
@@ -176,11 +176,12 @@ def link_exists(name):
 
 
 class GlusterSandbox(Sandbox):
-    """Where glusterd and its brick run (the `shared` storage mode)."""
+    """The storage sandbox, where the servers of the storage modes run
+    (glusterd and its brick, nfs-ganesha)."""
 
     def __init__(self, lab, name, address):
         super().__init__(lab, name, address)
         self.dir = os.path.join(lab.state_dir, 'gluster')
 
     def binds(self):
-        return storagelib.gluster_binds(self.lab, self)
+        return storagelib.server_binds(self.lab, self)

@@ -14,11 +14,10 @@ import time
 
 from migration_tempest_plugin import flags
 from migration_tempest_plugin.lab import matrix
-
-# Storage modes where nova's own set is expected to move the guest: on
-# shared-nolock libvirt refuses nova's live set (it does not know bindfs
-# as shared), so there is nothing to soak there.
-SOAK_STORAGES = ('local', 'shared', 'nfs')
+from migration_tempest_plugin.lab import pipeline
+from migration_tempest_plugin.lab import results
+from migration_tempest_plugin.lab import storage as storagelib
+from migration_tempest_plugin import storage_modes
 
 
 @dataclasses.dataclass
@@ -26,7 +25,7 @@ class SoakResult:
     storage: str
     rounds_wanted: int
     rounds_clean: int = 0
-    verdict: str = 'INTACT'     # of the last round run
+    verdict: results.Verdict = results.Verdict.INTACT  # of the last round
     message: str = ''
     acked_writes: int = 0
     seconds: float = 0.0
@@ -38,7 +37,7 @@ class SoakResult:
         return 60.0 * self.rounds_clean / self.seconds if self.seconds else 0
 
     def summary(self):
-        if self.verdict == 'INTACT':
+        if self.verdict == results.Verdict.INTACT:
             head = '%d rounds clean' % self.rounds_clean
         else:
             head = '%s in round %d (after %d clean)' % (
@@ -49,16 +48,29 @@ class SoakResult:
                 'writes, mean migration %.1fs%s' % (
                     self.storage, head, self.seconds, self.rounds_per_minute,
                     self.acked_writes, mean,
-                    '' if self.verdict == 'INTACT'
+                    '' if self.verdict == results.Verdict.INTACT
                     else '; ' + self.message))
 
 
 def nova_flag_set(storage):
-    """nova 34's set for a guest on `storage` with default options."""
-    block = storage == 'local'
+    """nova 34's set for a guest on `storage` with default options: a block
+    migration where each node has its own disk."""
+    block = not storagelib.mode(storage).shared
     return matrix.FlagSet(
         'nova-block' if block else 'nova-live',
         flags.nova_flags(flags.NovaOptions(), block_migration=block))
+
+
+def soak_storages():
+    """The modes where nova's own set is expected to move the guest (on
+    shared-nolock libvirt refuses nova's live set: it does not know bindfs
+    as shared, so there is nothing to soak there)."""
+    return tuple(name for name in storage_modes.NAMES
+                 if storagelib.expect(nova_flag_set(name).flags,
+                                      name).outcome is flags.Outcome.INTACT)
+
+
+SOAK_STORAGES = soak_storages()
 
 
 class Soak(object):
@@ -66,7 +78,7 @@ class Soak(object):
 
     def __init__(self, runner, storage, rounds, progress=print):
         if storage not in SOAK_STORAGES:
-            raise matrix.CaseError(
+            raise results.CaseError(
                 'soak runs on %s, not %r: nova refuses to move a guest on '
                 'it' % (' or '.join(SOAK_STORAGES), storage))
         self.runner = runner
@@ -76,53 +88,48 @@ class Soak(object):
         self.case = matrix.Case(storage, nova_flag_set(storage))
 
     def run(self):
+        """The pipeline's steps, one boot and many migrations: each round
+        migrates to the other node and judges the disk there."""
         r = self.runner
         result = SoakResult(self.storage, self.rounds)
-        inst = r.instance(self.case)
         nodes = list(r.lab.nodes)
-        conns = [r.connect(n) for n in nodes]
         started = time.monotonic()
         try:
-            inst.create_disks(nodes[0])
-            dom = conns[0].createXML(inst.domain_xml(), 0)
-            r.wait_acks(inst, r.settings.acks_before,
-                        r.settings.boot_timeout_s, 'boot')
-            here = 0
-            for n in range(self.rounds):
-                there = 1 - here
-                outcome = r.migrate(self.case, inst, dom, conns[there],
-                                    dst=nodes[there])
-                if not outcome['migrated']:
-                    raise matrix.CaseError('round %d: %s -> %s refused: %s'
-                                           % (n + 1, nodes[here].name,
-                                              nodes[there].name,
-                                              outcome['error']))
-                result.migration_s.append(round(outcome['seconds'], 2))
-                if self.storage == 'local':
-                    # nova removes the source's files after the move
-                    nodes[here].run(['rm', '-f', inst.disk])
-                here = there
-                dom = conns[here].lookupByUUIDString(inst.uuid)
-                report = self._check_round(inst, dom, nodes[here], result)
-                result.acked_writes = report.acked_writes
-                if report.verdict != 'INTACT':
-                    result.verdict, result.message = (report.verdict,
-                                                      report.message)
-                    break
-                result.rounds_clean += 1
-                self.progress('soak %s: round %d/%d %s -> %s INTACT, '
-                              'migration %.1fs, %d writes acknowledged' % (
-                                  self.storage, n + 1, self.rounds,
-                                  nodes[1 - here].name, nodes[here].name,
-                                  outcome['seconds'], report.acked_writes))
-        except matrix.CaseError as exc:
-            result.verdict, result.message = 'ERROR', str(exc)
+            with pipeline.Guest(r, self.case) as guest:
+                guest.boot(nodes[0])
+                here = 0
+                for n in range(self.rounds):
+                    there = 1 - here
+                    outcome = r.migrator.migrate(
+                        self.case, guest.inst, guest.dom, nodes[there],
+                        guest.conn(nodes[there]))
+                    if not outcome.migrated:
+                        raise results.CaseError(
+                            'round %d: %s -> %s refused: %s' % (
+                                n + 1, nodes[here].name, nodes[there].name,
+                                outcome.error))
+                    result.migration_s.append(round(outcome.seconds, 2))
+                    if not storagelib.mode(self.storage).shared:
+                        # nova removes the source's files after the move
+                        nodes[here].run(['rm', '-f', guest.inst.disk])
+                    here = there
+                    report = self._check_round(guest.inst, guest.on(
+                        nodes[here]), nodes[here], result)
+                    result.acked_writes = report.acked_writes
+                    if report.verdict != results.Verdict.INTACT:
+                        result.verdict, result.message = (
+                            results.Verdict(report.verdict), report.message)
+                        break
+                    result.rounds_clean += 1
+                    self.progress('soak %s: round %d/%d %s -> %s INTACT, '
+                                  'migration %.1fs, %d writes acknowledged'
+                                  % (self.storage, n + 1, self.rounds,
+                                     nodes[1 - here].name, nodes[here].name,
+                                     outcome.seconds, report.acked_writes))
+        except results.CaseError as exc:
+            result.verdict, result.message = results.Verdict.ERROR, str(exc)
         finally:
             result.seconds = time.monotonic() - started
-            r.destroy_everywhere(inst, conns)
-            inst.remove_files()
-            for conn in conns:
-                conn.close()
         return result
 
     def _check_round(self, inst, dom, node, result):

@@ -16,6 +16,7 @@ from testtools import content
 from migration_tempest_plugin import flags
 from migration_tempest_plugin.hosts import access
 from migration_tempest_plugin.hosts import libvirt_log
+from migration_tempest_plugin.integrity import blocks
 from migration_tempest_plugin.integrity import checker
 from migration_tempest_plugin.tests import console_log
 from migration_tempest_plugin.tests import fixtures
@@ -25,8 +26,8 @@ LOG = logging.getLogger(__name__)
 
 # Writes the guest acknowledges before a migration starts, and after it (on
 # the destination), so that both hosts wrote what the checker reads.
-ACKS_BEFORE = 40
-ACKS_AFTER = 20
+ACKS_BEFORE = blocks.ACKS_BEFORE_MIGRATION
+ACKS_AFTER = blocks.ACKS_AFTER_MIGRATION
 # nova's statuses of a migration that is over (nova/objects/migration.py).
 FINAL_MIGRATION_STATUSES = ('completed', 'error', 'failed', 'cancelled',
                             'done')

@@ -26,10 +26,12 @@ import testtools
 
 from migration_tempest_plugin.integrity import blocks
 from migration_tempest_plugin.integrity import guest
+from migration_tempest_plugin.integrity import initramfs
+from migration_tempest_plugin.integrity import smoke
 
 BUSYBOX = shutil.which('busybox') or '/bin/busybox'
 HAVE_STATIC_BUSYBOX = (os.path.exists(BUSYBOX) and
-                       guest.is_static_elf(BUSYBOX))
+                       initramfs.is_static_elf(BUSYBOX))
 
 
 def block_devices(count):
@@ -72,7 +74,7 @@ def read_newc(data):
 class TestCpio(testtools.TestCase):
 
     def test_entries(self):
-        w = guest.CpioWriter()
+        w = initramfs.CpioWriter()
         w.file('a/b/c.txt', b'hello', 0o600)
         w.symlink('bin/sh', '/bin/busybox')
         w.chardev('dev/console', 5, 1)
@@ -90,7 +92,7 @@ class TestCpio(testtools.TestCase):
 
     def test_deterministic(self):
         def build():
-            w = guest.CpioWriter()
+            w = initramfs.CpioWriter()
             w.file('x', b'1' * 7)
             return w.finish()
         self.assertEqual(build(), build())
@@ -109,7 +111,7 @@ class FakeKernelMixin(object):
         with open(kernel, 'wb') as f:
             f.write(b'fake kernel')
         dep = []
-        for name in guest.VIRTIO_MODULES:
+        for name in initramfs.VIRTIO_MODULES:
             if name in builtin:
                 continue
             body = ('module %s' % name).encode()
@@ -131,24 +133,27 @@ class TestModules(testtools.TestCase, FakeKernelMixin):
 
     def test_find_modules_in_order_with_builtin_and_xz(self):
         _d, _kernel, moddir = self.make_tree()
-        mods = guest.find_modules(moddir)
-        self.assertEqual(list(guest.VIRTIO_MODULES), list(mods))
+        mods = initramfs.find_modules(moddir)
+        self.assertEqual(list(initramfs.VIRTIO_MODULES), list(mods))
         self.assertIsNone(mods['virtio_pci_modern_dev'])
         self.assertTrue(mods['virtio'].endswith('virtio.ko.xz'))
-        self.assertEqual(b'module virtio', guest.read_module(mods['virtio']))
+        self.assertEqual(b'module virtio',
+                         initramfs.read_module(mods['virtio']))
         self.assertEqual(b'module virtio_blk',
-                         guest.read_module(mods['virtio_blk']))
+                         initramfs.read_module(mods['virtio_blk']))
 
     def test_missing_module(self):
         _d, _kernel, moddir = self.make_tree()
         os.unlink(os.path.join(moddir, 'modules.builtin'))
-        self.assertRaises(guest.GuestBuildError, guest.find_modules, moddir)
+        self.assertRaises(initramfs.GuestBuildError, initramfs.find_modules,
+                          moddir)
 
     def test_find_kernel(self):
         d, kernel, _moddir = self.make_tree()
-        self.assertEqual((kernel, '6.1.0-99-cloud-amd64'), guest.find_kernel(
-            os.path.join(d, 'boot'), os.path.join(d, 'modules')))
-        self.assertRaises(guest.GuestBuildError, guest.find_kernel,
+        self.assertEqual((kernel, '6.1.0-99-cloud-amd64'),
+                         initramfs.find_kernel(os.path.join(d, 'boot'),
+                                               os.path.join(d, 'modules')))
+        self.assertRaises(initramfs.GuestBuildError, initramfs.find_kernel,
                           os.path.join(d, 'boot'), os.path.join(d, 'none'))
 
     def test_find_kernel_prefers_cloud_then_generic(self):
@@ -159,20 +164,21 @@ class TestModules(testtools.TestCase, FakeKernelMixin):
             os.makedirs(boot, exist_ok=True)
             open(os.path.join(boot, 'vmlinuz-' + release), 'w').close()
         # Ubuntu's generic kernels: the newest by version, not by text.
-        self.assertEqual('6.8.0-50-generic', guest.find_kernel(boot, mods)[1])
+        self.assertEqual('6.8.0-50-generic',
+                         initramfs.find_kernel(boot, mods)[1])
         os.makedirs(os.path.join(mods, '6.1.0-1-cloud-amd64'))
         open(os.path.join(boot, 'vmlinuz-6.1.0-1-cloud-amd64'), 'w').close()
         self.assertEqual('6.1.0-1-cloud-amd64',
-                         guest.find_kernel(boot, mods)[1])
+                         initramfs.find_kernel(boot, mods)[1])
 
     def test_is_static_elf(self):
         d = self.useFixture(fixtures.TempDir()).path
         path = os.path.join(d, 'not-elf')
         with open(path, 'wb') as f:
             f.write(b'#!/bin/sh\n')
-        self.assertFalse(guest.is_static_elf(path))
+        self.assertFalse(initramfs.is_static_elf(path))
         # the Python interpreter is dynamically linked
-        self.assertFalse(guest.is_static_elf(os.path.realpath(
+        self.assertFalse(initramfs.is_static_elf(os.path.realpath(
             shutil.which('python3') or '/usr/bin/python3')))
 
 
@@ -258,7 +264,7 @@ class TestBaseDisk(testtools.TestCase):
 
     def test_qemu_command(self):
         img = guest.GuestImage('/k', '/i', guest.DEFAULT_CMDLINE)
-        cmd = guest.qemu_command(img, '/d.qcow2', '/c.log')
+        cmd = smoke.qemu_command(img, '/d.qcow2', '/c.log')
         self.assertEqual(['-accel', 'tcg'], cmd[1:3])
         self.assertNotIn('-enable-kvm', cmd)
         self.assertIn('file=/d.qcow2,if=virtio,cache=none,format=qcow2', cmd)
@@ -273,7 +279,7 @@ class TestInit(testtools.TestCase):
     do nothing, and agent.sh is a stub that prints what it was given."""
 
     def init_text(self):
-        return guest.INIT_TEMPLATE % {'modules': 'virtio_ring virtio_blk'}
+        return initramfs.INIT_TEMPLATE % {'modules': 'virtio_ring virtio_blk'}
 
     def test_syntax(self):
         out = subprocess.run([BUSYBOX, 'sh', '-n', '-c', self.init_text()],

@@ -12,12 +12,16 @@ import uuid
 
 import testtools
 
-from migration_tempest_plugin import flags
 from migration_tempest_plugin.lab import libvirtd
 from migration_tempest_plugin.lab import nodes
 from migration_tempest_plugin.lab import storage
+from migration_tempest_plugin.lab.storage import base as storagebase
+from migration_tempest_plugin.lab.storage import nfs as nfsmode
+from migration_tempest_plugin.lab.storage import shared as sharedmode
+from migration_tempest_plugin.lab.storage import shared_nolock
 from migration_tempest_plugin.lab import tls
 from migration_tempest_plugin import runtime
+from migration_tempest_plugin import storage_modes
 
 
 def conf_dict(text):
@@ -125,8 +129,8 @@ class TestParsers(testtools.TestCase):
         </volume></volumes></volStatus></cliOutput>"""
         self.assertEqual(
             {'10.254.0.253:/var/tmp/lab/gluster/brick': (True, 77, 49152)},
-            storage.parse_volume_status_xml(xml))
-        self.assertEqual({}, storage.parse_volume_status_xml(
+            sharedmode.parse_volume_status_xml(xml))
+        self.assertEqual({}, sharedmode.parse_volume_status_xml(
             'Connection failed. Please check if gluster daemon is '
             'operational.'))
 
@@ -141,13 +145,11 @@ class TestStoragePaths(testtools.TestCase):
 
     def test_same_path_in_both_nodes(self):
         self.assertEqual(('local', 'shared', 'shared-nolock', 'nfs'),
-                         flags.STORAGE_MODES)
-        for mode in flags.STORAGE_MODES:
-            self.assertEqual('/srv/lab/' + mode, nodes.storage_path(mode))
-            self.assertEqual(nodes.storage_path(mode),
+                         storage_modes.NAMES[:4])
+        for mode in storage_modes.NAMES:
+            self.assertEqual('/srv/lab/' + mode, storage.storage_path(mode))
+            self.assertEqual(storage.storage_path(mode),
                              self.lab.storage_path(mode))
-            self.assertEqual(nodes.storage_path(mode),
-                             self.lab.nodes[1].storage_path(mode))
         self.assertRaises(storage.StorageError, storage.storage_path,
                           'nfs4')
 
@@ -188,7 +190,7 @@ class TestStoragePaths(testtools.TestCase):
     def test_shared_needs_the_host_client_mounted(self):
         self.assertRaises(runtime.LabError, self.lab.nodes[0].host_path,
                           'shared', 'x')
-        with mock.patch.object(storage, '_host_mount_type',
+        with mock.patch.object(storagebase, 'host_mount_type',
                                return_value='fuse.glusterfs'):
             self.assertEqual(
                 os.path.join(self.state, 'mnt', 'shared', 'x'),
@@ -214,8 +216,8 @@ class TestStoragePaths(testtools.TestCase):
         for src, _dst in self.lab.nodes[0].binds():
             self.assertTrue(src.startswith(self.state + '/'))
         # The mount points of every mode exist inside the node's /srv.
-        for mode in flags.STORAGE_MODES:
-            self.assertTrue(os.path.isdir(storage.node_mount_point(
+        for mode in storage_modes.NAMES:
+            self.assertTrue(os.path.isdir(storagebase.node_mount_point(
                 self.lab.nodes[0], mode)))
 
     def test_gluster_sandbox_binds(self):
@@ -224,8 +226,8 @@ class TestStoragePaths(testtools.TestCase):
                           '/var/log/glusterfs', '/srv', '/srv/lab/nfs'},
                          set(binds))
         # The export is the same folder the nodes see at the same path.
-        self.assertEqual(storage.nfs_dir(self.lab), binds['/srv/lab/nfs'])
-        self.assertIn((storage.nfs_dir(self.lab), '/srv/lab/nfs'),
+        self.assertEqual(nfsmode.export_dir(self.lab), binds['/srv/lab/nfs'])
+        self.assertIn((nfsmode.export_dir(self.lab), '/srv/lab/nfs'),
                       self.lab.nodes[1].binds())
         with open(os.path.join(binds['/etc/glusterfs'],
                                'glusterd.vol')) as f:
@@ -246,33 +248,34 @@ class TestStoragePaths(testtools.TestCase):
 class TestStorageRendering(testtools.TestCase):
 
     def test_glusterd_vol(self):
-        text = storage.render_glusterd_vol()
+        text = sharedmode.render_glusterd_vol()
         self.assertIn('option working-directory /var/lib/glusterd', text)
         self.assertIn('option base-port 49152', text)
         self.assertTrue(text.rstrip().endswith('end-volume'))
 
     def test_gluster_options_like_nfs(self):
-        opts = dict(storage.GLUSTER_VOLUME_OPTIONS)
+        opts = dict(sharedmode.GLUSTER_VOLUME_OPTIONS)
         self.assertEqual('on', opts['performance.strict-o-direct'])
         self.assertEqual('off', opts['performance.io-cache'])
         self.assertEqual('off', opts['performance.read-ahead'])
 
     def test_glusterfs_client_runs_in_foreground_without_caches(self):
-        argv = storage.glusterfs_client_argv('/srv/lab/shared', '/l/x.log')
+        argv = sharedmode.glusterfs_client_argv('/srv/lab/shared', '/l/x.log')
         self.assertIn('--no-daemon', argv)
         self.assertIn('--attribute-timeout=0', argv)
         self.assertIn('--volfile-server=10.254.0.253', argv)
         self.assertEqual('/srv/lab/shared', argv[-1])
 
     def test_bindfs_keeps_locks_local(self):
-        argv = storage.bindfs_argv('/state/nolock', '/srv/lab/shared-nolock')
+        argv = shared_nolock.bindfs_argv('/state/nolock',
+                                         '/srv/lab/shared-nolock')
         self.assertIn('-f', argv)
         self.assertNotIn('--enable-lock-forwarding', argv)
         self.assertEqual(['/state/nolock', '/srv/lab/shared-nolock'],
                          argv[-2:])
 
     def test_gluster_cli_logs_inside_the_sandbox(self):
-        argv = storage.gluster_cli('volume', 'list')
+        argv = sharedmode.gluster_cli('volume', 'list')
         self.assertIn('--mode=script', argv)
         self.assertIn('--log-file=/var/log/glusterfs/cli.log', argv)
 

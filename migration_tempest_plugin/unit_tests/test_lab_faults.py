@@ -1,19 +1,22 @@
 """The fault cases' pure parts: their expectations and verdicts."""
 
+import dataclasses
 import types
 
 import testtools
 
 from migration_tempest_plugin import flags
+from migration_tempest_plugin.lab import fault_run
 from migration_tempest_plugin.lab import faults
-from migration_tempest_plugin.lab import matrix
+from migration_tempest_plugin.lab import migration
+from migration_tempest_plugin.lab import results
 
 
 def _outcome(**changes):
-    out = {'migrated': False, 'error': 'operation failed: job aborted',
-           'fired': True, 'note': '', 'destination_clean': True}
+    out = dict(migrated=False, error='operation failed: job aborted',
+               fired=True, note='', destination_clean=True)
     out.update(changes)
-    return out
+    return results.MigrationOutcome(**out)
 
 
 class TestFaultCases(testtools.TestCase):
@@ -36,7 +39,7 @@ class TestFaultCases(testtools.TestCase):
 
     def test_post_copy_faults_run_on_the_post_copy_set(self):
         cases = {c.fault.name: c for c in faults.fault_cases()
-                 if c.fault.phase == 'post-copy'}
+                 if c.fault.phase == faults.POST_COPY}
         self.assertEqual({'cut-network-post-copy', 'pause-source-post-copy',
                           'abort-destination-post-copy'}, set(cases))
         for case in cases.values():
@@ -58,60 +61,48 @@ class TestStateName(testtools.TestCase):
 
     def test_reasons_by_name(self):
         self.assertEqual('PAUSED/POSTCOPY_FAILED',
-                         faults.state_name(self.lv, 3, 13))
-        self.assertEqual('PAUSED/POSTCOPY', faults.state_name(self.lv, 3, 12))
+                         migration.state_name(self.lv, 3, 13))
+        self.assertEqual('PAUSED/POSTCOPY',
+                         migration.state_name(self.lv, 3, 12))
         self.assertEqual('RUNNING/POSTCOPY_FAILED',
-                         faults.state_name(self.lv, 1, 11))
+                         migration.state_name(self.lv, 1, 11))
 
     def test_unknown_reason_or_state_by_number(self):
-        self.assertEqual('RUNNING/12', faults.state_name(self.lv, 1, 12))
-        self.assertEqual('SHUTOFF/2', faults.state_name(self.lv, 5, 2))
-        self.assertEqual('7/0', faults.state_name(self.lv, 7, 0))
+        self.assertEqual('RUNNING/12', migration.state_name(self.lv, 1, 12))
+        self.assertEqual('SHUTOFF/2', migration.state_name(self.lv, 5, 2))
+        self.assertEqual('7/0', migration.state_name(self.lv, 7, 0))
 
 
 class TestFaultVerdict(testtools.TestCase):
 
-    def setUp(self):
-        super().setUp()
-        self.fault = faults.fault_cases()[0].fault
-
     def test_failed_safe(self):
-        verdict, message = self.fault.verdict(_outcome())
-        self.assertEqual('FAILED-SAFE', verdict)
+        verdict, message = fault_run.fault_verdict(_outcome())
+        self.assertEqual(results.Verdict.FAILED_SAFE, verdict)
         self.assertIn('job aborted', message)
-        self.assertTrue(matrix.agreement(
+        self.assertTrue(results.agreement(
             flags.Expectation(flags.Outcome.FAILED_SAFE, 'r'), verdict))
 
     def test_guest_left_on_destination_is_a_finding(self):
-        verdict, message = self.fault.verdict(
+        verdict, message = fault_run.fault_verdict(
             _outcome(destination_clean=False))
-        self.assertEqual('LEFT-BEHIND', verdict)
+        self.assertEqual(results.Verdict.LEFT_BEHIND, verdict)
         self.assertIn('still defined on the destination', message)
-        self.assertFalse(matrix.agreement(
+        self.assertFalse(results.agreement(
             flags.Expectation(flags.Outcome.FAILED_SAFE, 'r'), verdict))
 
     def test_retry_that_migrated_names_the_first_attempt(self):
-        verdict, message = self.fault.verdict(_outcome(
+        verdict, message = fault_run.fault_verdict(_outcome(
             migrated=True, error='', first_error='canceled by client'))
-        self.assertEqual('INTACT', verdict)
+        self.assertEqual(results.Verdict.INTACT, verdict)
         self.assertIn('first attempt: canceled by client', message)
 
     def test_fault_that_never_fired_is_said(self):
-        _verdict, message = self.fault.verdict(_outcome(fired=False,
-                                                        migrated=True))
+        _verdict, message = fault_run.fault_verdict(_outcome(fired=False,
+                                                             migrated=True))
         self.assertIn('ended before the fault was due', message)
 
-    def test_fault_that_never_fired_is_a_finding(self):
-        # An INTACT disk says nothing when the nemesis never acted.
-        case = faults.fault_cases()[0]
-        outcome = _outcome(fired=False, migrated=True, error='')
-        verdict, message = case.fault.verdict(outcome)
-        result = matrix.CaseRunner._result(
-            None, case, case.expectation(), verdict, message, 0.0, outcome)
-        self.assertEqual('INTACT', result.verdict)
-        self.assertFalse(result.agrees)
-        self.assertIn('never injected', result.finding)
-        fired = matrix.CaseRunner._result(
-            None, case, case.expectation(), 'INTACT', '', 0.0,
-            _outcome(migrated=True, error=''))
-        self.assertTrue(fired.agrees)
+    def test_a_fault_is_frozen_data(self):
+        fault = faults.fault_cases()[0].fault
+        self.assertRaises(dataclasses.FrozenInstanceError, setattr, fault,
+                          'name', 'x')
+        self.assertTrue(issubclass(fault.injector, faults.Injector))

@@ -3,11 +3,29 @@ import re
 import testtools
 
 from migration_tempest_plugin import flags
-from migration_tempest_plugin.lab import matrix
+from migration_tempest_plugin.integrity import checker
 from migration_tempest_plugin.lab import plots
 from migration_tempest_plugin.lab import report
+from migration_tempest_plugin.lab import results
 
 MIB = 2 ** 20
+
+
+def typed(**kw):
+    """Result keyword arguments from the flat figures a report shows: the
+    oracle's counts into its report, the migration's into its outcome."""
+    oracle = {k: kw.pop(k) for k in ('lost_writes', 'corrupt_blocks',
+                                     'misplaced_blocks', 'stale_blocks',
+                                     'acked_writes') if k in kw}
+    names = {'migrated': 'migrated', 'post_copy': 'post_copy',
+             'migration_s': 'seconds', 'downtime_ms': 'downtime_ms',
+             'disk_bytes_copied': 'disk_bytes',
+             'memory_bytes_transferred': 'memory_bytes'}
+    outcome = {names[k]: kw.pop(k) for k in list(kw) if k in names}
+    if oracle:
+        kw['oracle'] = checker.Result(verdict=checker.INTACT, **oracle)
+    kw['migration'] = results.MigrationOutcome(**outcome)
+    return kw
 
 
 def result(storage='local', flag_set='nova-block', verdict='INTACT',
@@ -15,11 +33,11 @@ def result(storage='local', flag_set='nova-block', verdict='INTACT',
            **kw):
     exp = flags.Expectation(expected, 'why')
     message = kw.get('message', '')
-    return matrix.Result(
+    return results.Result(
         storage=storage, flag_set=flag_set, flags=list(names),
         verdict=verdict, expected=str(exp), expected_outcome=expected.value,
-        agrees=matrix.agreement(exp, verdict, message),
-        finding=matrix.finding_text(exp, verdict, message), **kw)
+        agrees=results.agreement(exp, verdict, message),
+        finding=results.finding_text(exp, verdict, message), **typed(**kw))
 
 
 def run():

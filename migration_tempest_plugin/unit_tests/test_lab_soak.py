@@ -3,7 +3,7 @@
 import testtools
 
 from migration_tempest_plugin import flags
-from migration_tempest_plugin.lab import matrix
+from migration_tempest_plugin.lab import results
 from migration_tempest_plugin.lab import soak
 
 
@@ -17,7 +17,7 @@ class TestSoak(testtools.TestCase):
         self.assertTrue(flags.has(shared.flags, 'LIVE'))
 
     def test_storage_without_a_nova_path_is_refused(self):
-        exc = self.assertRaises(matrix.CaseError, soak.Soak, None,
+        exc = self.assertRaises(results.CaseError, soak.Soak, None,
                                 'shared-nolock', 3)
         self.assertIn('shared-nolock', str(exc))
 

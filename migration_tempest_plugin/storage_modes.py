@@ -1,0 +1,71 @@
+"""The registry of the lab's storage modes: one line per mode.
+
+A mode is a module of ``migration_tempest_plugin/lab/storage/`` named like
+the mode (``shared-nolock`` -> ``shared_nolock.py``), holding one class
+behind the interface of ``lab/storage/base.py``; the lab finds it through
+this table.  The table itself is pure data, so that what tempest loads (the
+plugin's options) and the lab cloud read the same names without importing
+the lab.
+"""
+
+import dataclasses
+
+from migration_tempest_plugin import errors
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    name: str
+    # The plugin's [migration] storage of a cloud whose instances path is
+    # on this mode, with that choice's help ('' when no cloud runs on it).
+    plugin_kind: tuple = ()
+    aliases: tuple = ()
+
+    @property
+    def module(self):
+        return self.name.replace('-', '_')
+
+
+REGISTRY = (
+    Entry('local', plugin_kind=(
+        'local', 'each compute host has its own instances path; live '
+                 'migration copies the disks')),
+    Entry('shared', plugin_kind=(
+        'nfs', 'the instances path is one NFS share mounted on every '
+               'compute host')),
+    Entry('shared-nolock', aliases=('nfs-nolock',)),
+    Entry('nfs'),
+)
+
+# The mode names, in the matrix's order.
+NAMES = tuple(entry.name for entry in REGISTRY)
+
+
+class UnknownMode(errors.Error, ValueError):
+    """A name that no registered storage mode answers to."""
+
+
+def entry(name):
+    """The registry's entry of `name` (a mode's name or alias, any case)."""
+    text = str(name).strip().lower()
+    for e in REGISTRY:
+        if text == e.name or text in e.aliases:
+            return e
+    raise UnknownMode('unknown storage mode %r (known: %s)' % (
+        name, ', '.join(NAMES)))
+
+
+def cloud_modes():
+    """{mode: the plugin's [migration] storage} of the modes a cloud's
+    instances path can be on."""
+    return {e.name: e.plugin_kind[0] for e in REGISTRY if e.plugin_kind}
+
+
+def plugin_kinds():
+    """The plugin's [migration] storage choices, as (kind, help), once
+    each, in the registry's order."""
+    out = {}
+    for e in REGISTRY:
+        if e.plugin_kind:
+            out.setdefault(*e.plugin_kind)
+    return list(out.items())
