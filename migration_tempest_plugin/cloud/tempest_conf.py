@@ -125,7 +125,9 @@ def tempest_sections(s, ids, hosts_file, workspace, ssh_key_file=None):
         ('fail_hosts', True),
         # What this suite found on nova 34 and libvirt 9.0 (README, "Known
         # findings"): the test that shows it skips, naming it.
-        ('known_bugs', 'config-drive-block-migration'),
+        ('known_bugs', ','.join(
+            ['config-drive-block-migration'] +
+            (['resize-shared-storage'] if s.storage != 'local' else []))),
         ('image_ref', ids['image_id']),
         ('flavor_ref', flavors['guest']),
         ('resize_flavor_ref', flavors.get('bigger')),
