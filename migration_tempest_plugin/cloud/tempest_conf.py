@@ -127,7 +127,8 @@ def tempest_sections(s, ids, hosts_file, workspace, ssh_key_file=None):
         # findings"): the test that shows it skips, naming it.
         ('known_bugs', ','.join(
             ['config-drive-block-migration'] +
-            (['resize-shared-storage'] if s.storage != 'local' else []))),
+            (['shared-storage-kernel-race'] if s.storage != 'local'
+             else []))),
         ('image_ref', ids['image_id']),
         ('flavor_ref', flavors['guest']),
         ('resize_flavor_ref', flavors.get('bigger')),

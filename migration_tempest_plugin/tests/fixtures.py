@@ -105,8 +105,6 @@ class NovaComputeConfig(fixtures.Fixture):
 
     def _restart(self):
         started = time.monotonic()
-        failures = []
-        restarted = []
 
         def restart(host):
             try:
@@ -114,11 +112,13 @@ class NovaComputeConfig(fixtures.Fixture):
             except Exception as exc:
                 LOG.error('restarting nova-compute on %s failed: %s',
                           host.name, exc)
-                failures.append('%s: %s' % (host.name, exc))
-            else:
-                restarted.append(host)
+                return '%s: %s' % (host.name, exc)
+            return None
         with futures.ThreadPoolExecutor(len(self.hosts)) as pool:
-            list(pool.map(restart, self.hosts))
+            outcomes = list(pool.map(restart, self.hosts))
+        # In the hosts' order, whichever restart ended first.
+        failures = [o for o in outcomes if o]
+        restarted = [h for h, o in zip(self.hosts, outcomes) if not o]
         if restarted:
             try:
                 if self.hypervisors is not None:
