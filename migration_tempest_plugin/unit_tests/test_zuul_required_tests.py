@@ -102,10 +102,19 @@ def _defaults():
 DEFAULTS = _defaults()
 
 
+# What the job's run playbook writes into tempest.conf once glance is up
+# (roles/upload-integrity-guest), with values known only then.
+WRITTEN_AT_RUN_TIME = {
+    ('migration', option): 'written by roles/upload-integrity-guest'
+    for option in ('image_ref', 'flavor_ref', 'resize_flavor_ref',
+                   'disks_flavor_ref')}
+
+
 def job_tempest_conf(variables):
     """{(section, option): value} of the job's tempest.conf as far as
-    this file and the options' defaults tell."""
+    this file, the run playbook and the options' defaults tell."""
     conf = dict(DEFAULTS)
+    conf.update(WRITTEN_AT_RUN_TIME)
     for section, options in tempest_test_config(variables).items():
         for option, value in (options or {}).items():
             conf[(section, option)] = value
