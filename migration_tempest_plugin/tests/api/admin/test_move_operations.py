@@ -322,10 +322,11 @@ class EvacuateIntegrityTest(MoveIntegrityTestBase):
     @decorators.attr(type='multinode')
     @decorators.idempotent_id('4a2c6e8f-1b3d-4f5a-9c7e-2d4f6a8b0c13')
     def test_evacuate_keeps_shared_disk(self):
-        """On shared storage the guest comes back on the other host with
-        its disk and every acknowledged write, and the failed host's
-        compute, when it comes back, does not delete that disk
-        (#1550919, #2085975)."""
+        """On storage whose disks nova counts as shared (nfs, rbd: nova's
+        instance_on_disk) the guest comes back on the other host with its
+        disk and every acknowledged write, and the failed host's compute,
+        when it comes back, does not delete that disk (#1550919,
+        #2085975; on rbd #1314526)."""
         if not storage_modes.shared_disks(CONF.migration.storage):
             raise self.skipException('needs instance disks that nova counts '
                                      'as shared ([migration] storage = nfs '
