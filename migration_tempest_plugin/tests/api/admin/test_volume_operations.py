@@ -417,15 +417,17 @@ class MultiattachVolumeLiveMigrationTest(VolumeIntegrityTestBase):
                         'make multiattach volumes')
         writer, recorder, volume_id = self.boot_with_volume(volume['id'])
         filters = CONF.compute_feature_enabled.scheduler_enabled_filters
-        hints = {}
+        placement = {}
         if 'DifferentHostFilter' in filters or 'all' in filters:
             # On the other host if the scheduler can: the volume is then
-            # attached on both hosts while the writer moves.
-            hints = {'different_host': [writer['id']]}
+            # attached on both hosts while the writer moves.  (Only when
+            # set: tempest leaves an empty scheduler_hints in the server's
+            # body, which nova's schema refuses.)
+            placement['scheduler_hints'] = {'different_host': [writer['id']]}
         reader = self.create_test_server(
             image_id=CONF.migration.image_ref,
             flavor=CONF.migration.flavor_ref or CONF.compute.flavor_ref,
-            scheduler_hints=hints, wait_until='ACTIVE')
+            wait_until='ACTIVE', **placement)
         self.addCleanup(waiters.wait_for_server_termination, self.servers,
                         reader['id'])
         self.addCleanup(test_utils.call_and_ignore_notfound_exc,
