@@ -124,7 +124,8 @@ class Instance(object):
         node's page cache, which on a GlusterFS client that did not write
         the file can still hold stale pages right after a migration)."""
         node.run(['qemu-img', 'convert', '-U', '-T', 'none', '-f', 'qcow2',
-                  '-O', 'raw', self.disk, out_path])
+                  '-O', 'raw', storagelib.mode(self.storage).read_name(
+                      self.disk_rel), out_path])
         return out_path
 
     # -- domain -----------------------------------------------------------

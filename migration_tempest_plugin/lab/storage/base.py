@@ -7,7 +7,8 @@ A mode answers, for a lab and its nodes:
 * ``up``/``down``/``node_status``/``status``: its daemons and mounts;
 * ``node_binds``/``server_binds``: what the nodes' and the storage
   sandbox's mount namespaces bind for it;
-* ``qemu_name``/``disk_source``: how QEMU and libvirt name a disk on it;
+* ``qemu_name``/``disk_source``/``read_name``: how QEMU and libvirt name a
+  disk on it, and how the oracle's read-back does;
 * ``nodes_with_own_copy``: which nodes hold their own copy of a file;
 * ``expect``: what a migration with given flags does to a disk on it, each
   rule with its source (libvirt's flag checks and nova's pre-checks, which
@@ -121,6 +122,11 @@ class StorageMode(object):
 
     def qemu_name(self, relpath):
         """How QEMU names the file at `relpath` (its path in the node)."""
+        return os.path.join(self.path, relative_path(self.name, relpath))
+
+    def read_name(self, relpath):
+        """How a node's qemu-img reads the file at `relpath` back for the
+        oracle (its path in the node; a mode without one gives a URL)."""
         return os.path.join(self.path, relative_path(self.name, relpath))
 
     def disk_source(self, path):
