@@ -4,7 +4,8 @@ instances/_base/<sha1 of the image id> is the raw image (the oracle's
 pre-filled disk), instances/<uuid>/disk a qcow2 overlay on it, and the
 domain boots the lab guest's kernel and initramfs with that disk as vda.
 On the ``nfs`` mode the disk is a network disk that QEMU opens over NFS,
-and the overlay names its base by its ``nfs://`` URL.
+and the overlay names its base by its ``nfs://`` URL; on ``rbd`` both are
+RBD images (``vms/<uuid>_disk``, ``vms/_base_<sha1>``).
 """
 
 import hashlib
@@ -74,11 +75,12 @@ class Instance(object):
     def ensure_base(self, node):
         """Write the pristine base image where `node` will look for it,
         once per layout (nova's image cache does the same)."""
-        path = node.host_path(self.base_storage, self.base_rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        guestlib.write_base_disk(path, self.layout.static_count,
-                                 self.layout.work_count, self.layout.image_id,
-                                 self.layout.zero_every)
+        layout = self.layout
+        storagelib.mode(self.base_storage).write_image(
+            self.lab, node, self.base_rel,
+            lambda path: guestlib.write_base_disk(
+                path, layout.static_count, layout.work_count,
+                layout.image_id, layout.zero_every))
 
     def create_disks(self, node, local_only=False):
         """The qcow2 overlay (and the ephemeral disk), created inside the
@@ -110,11 +112,11 @@ class Instance(object):
 
     def remove_files(self):
         for node in self.nodes_with_own_files():
-            node.run(['rm', '-rf', os.path.dirname(self.disk)], check=False)
+            storagelib.mode(self.storage).remove(self.lab, node, self.uuid)
         if self.ephemeral:
             for node in self._nodes_with_own(self.ephemeral_storage):
-                node.run(['rm', '-rf', os.path.dirname(self.ephemeral)],
-                         check=False)
+                storagelib.mode(self.ephemeral_storage).remove(
+                    self.lab, node, self.uuid)
         if os.path.exists(self.console_log):
             os.unlink(self.console_log)
 
@@ -124,7 +126,8 @@ class Instance(object):
         node's page cache, which on a GlusterFS client that did not write
         the file can still hold stale pages right after a migration)."""
         node.run(['qemu-img', 'convert', '-U', '-T', 'none', '-f', 'qcow2',
-                  '-O', 'raw', self.disk, out_path])
+                  '-O', 'raw', storagelib.mode(self.storage).read_name(
+                      self.disk_rel), out_path])
         return out_path
 
     # -- domain -----------------------------------------------------------

@@ -7,7 +7,10 @@ A mode answers, for a lab and its nodes:
 * ``up``/``down``/``node_status``/``status``: its daemons and mounts;
 * ``node_binds``/``server_binds``: what the nodes' and the storage
   sandbox's mount namespaces bind for it;
-* ``qemu_name``/``disk_source``: how QEMU and libvirt name a disk on it;
+* ``qemu_name``/``disk_source``/``read_name``: how QEMU and libvirt name a
+  disk on it, and how the oracle's read-back does;
+* ``write_image``/``remove``: how a base image gets there and how an
+  instance's files go (a host file and ``rm`` unless the mode has none);
 * ``nodes_with_own_copy``: which nodes hold their own copy of a file;
 * ``expect``: what a migration with given flags does to a disk on it, each
   rule with its source (libvirt's flag checks and nova's pre-checks, which
@@ -122,6 +125,23 @@ class StorageMode(object):
     def qemu_name(self, relpath):
         """How QEMU names the file at `relpath` (its path in the node)."""
         return os.path.join(self.path, relative_path(self.name, relpath))
+
+    def read_name(self, relpath):
+        """How a node's qemu-img reads the file at `relpath` back for the
+        oracle (its path in the node; a mode without one gives a URL)."""
+        return os.path.join(self.path, relative_path(self.name, relpath))
+
+    def write_image(self, lab, node, relpath, write):
+        """Put an image at `relpath` where `node` sees it: write(path)
+        writes it to a host file (nova's image cache fills _base so)."""
+        path = lab.storage.host_path(node, self.name, relpath)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write(path)
+
+    def remove(self, lab, node, relpath):
+        """Remove the file or folder at `relpath` as `node` sees it."""
+        node.run(['rm', '-rf', os.path.join(
+            self.path, relative_path(self.name, relpath))], check=False)
 
     def disk_source(self, path):
         """(libvirt disk type, <source> element) of a disk at `path`."""
