@@ -157,10 +157,7 @@ def tempest_sections(s, ids, hosts_file, workspace, ssh_key_file=None):
         ('fail_hosts', True),
         # What this suite found on nova 34 and libvirt 9.0 (README, "Known
         # findings"): the test that shows it skips, naming it.
-        ('known_bugs', ','.join(
-            ['config-drive-block-migration'] +
-            (['shared-storage-kernel-race'] if s.storage == 'shared'
-             else []))),
+        ('known_bugs', 'config-drive-block-migration'),
         ('image_ref', ids['image_id']),
         ('flavor_ref', flavors['guest']),
         ('resize_flavor_ref', flavors.get('bigger')),

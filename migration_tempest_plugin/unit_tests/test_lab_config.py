@@ -258,6 +258,18 @@ class TestStorageRendering(testtools.TestCase):
         self.assertEqual('on', opts['performance.strict-o-direct'])
         self.assertEqual('off', opts['performance.io-cache'])
         self.assertEqual('off', opts['performance.read-ahead'])
+        self.assertEqual('off', opts['performance.stat-prefetch'])
+
+    def test_volume_options_parsed(self):
+        text = ('Option                                  Value\n'
+                '------                                  -----\n'
+                'performance.stat-prefetch               on\n'
+                'network.ping-timeout                    42\n'
+                'cluster.min-free-disk                   10%\n')
+        self.assertEqual({'performance.stat-prefetch': 'on',
+                          'network.ping-timeout': '42',
+                          'cluster.min-free-disk': '10%'},
+                         sharedmode.parse_volume_options(text))
 
     def test_glusterfs_client_runs_in_foreground_without_caches(self):
         argv = sharedmode.glusterfs_client_argv('/srv/lab/shared', '/l/x.log')

@@ -28,12 +28,17 @@ GLUSTER_MAX_PORT = 49171
 GLUSTER_HOST_KEY = 'glusterfs-host'
 
 # Closest to NFS: no client-side data caches, O_DIRECT reaches the brick,
-# and a dead peer is noticed quickly.
+# and a dead peer is noticed quickly.  No metadata cache either (md-cache,
+# 'stat-prefetch'): with it, a lookup on one node could answer from the
+# second before the other node moved the folder away.  nova's cold
+# migration and resize then found an instance's kernel file that was no
+# longer there (README, "Known findings", shared-storage-kernel-race).
 GLUSTER_VOLUME_OPTIONS = (
     ('performance.quick-read', 'off'),
     ('performance.read-ahead', 'off'),
     ('performance.io-cache', 'off'),
     ('performance.open-behind', 'off'),
+    ('performance.stat-prefetch', 'off'),
     ('performance.strict-o-direct', 'on'),
     ('network.remote-dio', 'disable'),
     ('network.ping-timeout', '10'),
@@ -86,6 +91,16 @@ def glusterfs_client_argv(mountpoint, log_file, server=GLUSTER_ADDRESS,
             '--volfile-server=%s' % server, '--volfile-id=/%s' % volume,
             '--attribute-timeout=0', '--entry-timeout=0',
             '--negative-timeout=0', '--log-file=%s' % log_file, mountpoint]
+
+
+def parse_volume_options(text):
+    """{option: value} from `gluster volume get VOLUME all`."""
+    out = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and '.' in fields[0]:
+            out[fields[0]] = fields[1]
+    return out
 
 
 def parse_volume_status_xml(text):
@@ -181,7 +196,11 @@ class Shared(base.FuseMounts, base.StorageMode):
             os.makedirs(brick(lab), exist_ok=True)
             self._gl(lab, 'volume', 'create', GLUSTER_VOLUME, 'transport',
                      'tcp', where, 'force')
-            for key, value in GLUSTER_VOLUME_OPTIONS:
+        # Also on a volume made by an older lab, whose options may differ.
+        current = parse_volume_options(self._gl(
+            lab, 'volume', 'get', GLUSTER_VOLUME, 'all').stdout)
+        for key, value in GLUSTER_VOLUME_OPTIONS:
+            if current.get(key) != value:
                 self._gl(lab, 'volume', 'set', GLUSTER_VOLUME, key, value)
         self._gl(lab, 'volume', 'start', GLUSTER_VOLUME, 'force')
         rt.wait_for('the gluster brick to come online',

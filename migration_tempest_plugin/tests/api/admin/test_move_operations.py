@@ -45,18 +45,6 @@ class MoveIntegrityTestBase(base.MigrationIntegrityTestBase):
         """nova counts the instance disks as shared (nfs, rbd)."""
         return storage_modes.shared_disks(CONF.migration.storage)
 
-    def skip_if_kernel_race(self):
-        """Cold migration and resize on a shared instances path (nfs; the
-        instance folders of rbd are each host's own): see the finding."""
-        if (storage_modes.shared_instances_path(CONF.migration.storage) and
-                'shared-storage-kernel-race' in CONF.migration.known_bugs):
-            raise self.skipException(
-                'known finding shared-storage-kernel-race ([migration] '
-                'known_bugs): on shared storage a cold migration or resize '
-                'intermittently failed at the destination, whose nova saw '
-                'the instance\'s kernel file that libvirt then could not '
-                'find')
-
     # -- runs -----------------------------------------------------------------
 
     def boot_writing_server(self, host=None, flavor=None, **kwargs):
@@ -126,10 +114,6 @@ class ColdMigrationIntegrityTest(MoveIntegrityTestBase):
         if not CONF.compute_feature_enabled.cold_migration:
             raise cls.skipException('[compute-feature-enabled] '
                                     'cold_migration is off')
-
-    def setUp(self):
-        super().setUp()
-        self.skip_if_kernel_race()
 
     @decorators.attr(type='multinode')
     @decorators.idempotent_id('0c6b2a8e-51a3-4d2e-9a53-3f1f5a0e7b11')
@@ -216,10 +200,6 @@ class ResizeIntegrityTest(MoveIntegrityTestBase):
         if not CONF.migration.resize_flavor_ref:
             raise cls.skipException('[migration] resize_flavor_ref is not '
                                     'set')
-
-    def setUp(self):
-        super().setUp()
-        self.skip_if_kernel_race()
 
     def _resize(self, server_id):
         size = self.disk_size(self.source, server_id)
@@ -573,7 +553,6 @@ class SeveralDisksIntegrityTest(MoveIntegrityTestBase):
         if not CONF.compute_feature_enabled.cold_migration:
             raise self.skipException('[compute-feature-enabled] '
                                      'cold_migration is off')
-        self.skip_if_kernel_race()
         server, recorder = self._boot()
         self.cold_migrate(server['id'], self.dest)
         self.confirm(server['id'])
