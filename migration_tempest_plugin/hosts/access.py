@@ -392,19 +392,24 @@ def disk_script(disk, gzipped, length=None):
                     '' if length else ' "$tmp"'))
 
 
-def _piped(producer, gzipped, length=None):
+def _piped(producer, gzipped, length=None, cut_status=(141,)):
     """bash that runs `producer` (which writes an image to stdout) into
     stdout, cut to `length` bytes and gzipped when asked.  A producer that
-    head stops early dies of SIGPIPE (141): that is the cut, not a
-    failure; any other failure of the pipeline fails the script."""
+    head stops early ends with one of `cut_status` (141: killed by
+    SIGPIPE; rbd ignores SIGPIPE and exits 32, EPIPE): with a length that
+    is the cut, not a failure.  Any other failure of a stage fails the
+    script."""
     stages = [producer]
     if length:
         stages.append('head -c %d' % int(length))
     if gzipped:
         stages.append('gzip -1 -c')
-    return ('set -o pipefail; {{ {pipe}; }} || {{ rc=$?; '
-            '[ "$rc" -eq 141 ] || exit "$rc"; }}').format(
-                pipe=' | '.join(stages))
+    accepted = ' '.join(str(c) for c in cut_status) if length else ''
+    return ('{pipe}; st=("${{PIPESTATUS[@]}}"); '
+            'for rc in "${{st[@]:1}}"; do [ "$rc" -eq 0 ] || exit "$rc"; '
+            'done; case " 0 {ok} " in *" ${{st[0]}} "*) ;; '
+            '*) exit "${{st[0]}}";; esac').format(
+                pipe=' | '.join(stages), ok=accepted)
 
 
 def rbd_args(source):
@@ -430,7 +435,8 @@ def read_script(source, gzipped, length=None):
         return ('set -e; {rbd} info {spec} >/dev/null; {pipe}').format(
             rbd=rbd, spec=shlex.quote(source.spec),
             pipe=_piped('%s export --no-progress %s -' % (
-                rbd, shlex.quote(source.spec)), gzipped, length))
+                rbd, shlex.quote(source.spec)), gzipped, length,
+                cut_status=(141, 32)))
     if isinstance(source, BlockDevice):
         return ('set -e; test -b {p} || {{ echo "{p}: no block device" >&2; '
                 'exit 1; }}; {pipe}').format(
