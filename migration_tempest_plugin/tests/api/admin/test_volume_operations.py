@@ -31,6 +31,7 @@ from migration_tempest_plugin.hosts import libvirt_log
 from migration_tempest_plugin.hosts import volumes as volumelib
 from migration_tempest_plugin import storage_modes
 from migration_tempest_plugin.tests import base
+from migration_tempest_plugin.tests import console_log
 
 CONF = config.CONF
 LOG = logging.getLogger(__name__)
@@ -379,6 +380,11 @@ class SwappedVolumeLiveMigrationTest(VolumeIntegrityTestBase):
                                   self.dest)
 
 
+# What the guest's /init prints when no second disk came at boot
+# (integrity.initramfs): its second agent will never start.
+NO_SECOND_DISK = 'MTP NOTE no /dev/%s' % VOLUME_DEV
+
+
 class MultiattachVolumeLiveMigrationTest(VolumeIntegrityTestBase):
     """One volume attached to two servers; the one that writes it is
     live-migrated while the other stays."""
@@ -389,6 +395,19 @@ class MultiattachVolumeLiveMigrationTest(VolumeIntegrityTestBase):
         if not CONF.compute_feature_enabled.volume_multiattach:
             raise cls.skipException('[compute-feature-enabled] '
                                     'volume_multiattach is off')
+
+    def _wait_for_console(self, server_id, text):
+        """Wait until `text` is in the server's console log."""
+        recorder = self.useFixture(console_log.ConsoleLogRecorder(
+            self.hosts, server_id,
+            host_of=lambda: self.get_host_for_server(server_id),
+            shared=storage_modes.shared_instances_path(
+                CONF.migration.storage)))
+        if not test_utils.call_until_true(
+                lambda: any(text in t for t in recorder.texts()),
+                CONF.compute.build_timeout, 1):
+            self.fail('%r never appeared on the console of %s' % (
+                text, server_id))
 
     def _multiattach_type(self):
         if CONF.volume.volume_type_multiattach:
@@ -432,6 +451,11 @@ class MultiattachVolumeLiveMigrationTest(VolumeIntegrityTestBase):
                         reader['id'])
         self.addCleanup(test_utils.call_and_ignore_notfound_exc,
                         self.servers.delete_server, reader['id'])
+        # Attached only once the reader's /init has given up waiting for a
+        # vdb (it waits 3 s at boot): attached sooner, its own agent would
+        # start writing the volume too (seen on the lab cloud: 777 blocks
+        # of another run among the writer's).
+        self._wait_for_console(reader['id'], NO_SECOND_DISK)
         self.attach_volume(reader, volume, wait_for_detach=False)
         reader_host = self.get_host_for_server(reader['id'])
         self.save_report('multiattach', writer['id'], {
