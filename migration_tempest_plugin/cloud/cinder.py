@@ -116,8 +116,12 @@ def cinder_conf(s):
         ('image_volume_cache_enabled', False),
         ('rados_connect_timeout', 10),
     ])
+    # Each privsep context reads its own section: cinder's own
+    # (cinder.privsep.sys_admin_pctxt: format checks of a downloaded image,
+    # so every volume made from an image) and os-brick's.  Without it the
+    # helper is the default 'sudo cinder-rootwrap ...', which is not here.
     helper = os.path.join(s.venv, 'bin', 'privsep-helper')
-    for section in ('privsep', 'privsep_osbrick'):
+    for section in ('cinder_sys_admin', 'privsep_osbrick'):
         sections[section] = {'helper_command': helper}
     return cfg.render_ini(sections, cfg.HEADER)
 

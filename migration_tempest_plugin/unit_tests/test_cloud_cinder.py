@@ -50,6 +50,14 @@ class TestCinderConf(testtools.TestCase):
         self.assertEqual(self.conf('local')['ceph'],
                          self.conf('rbd')['ceph'])
 
+    def test_privsep_helper_for_every_context_cinder_uses(self):
+        # cinder.privsep.sys_admin_pctxt and os-brick's read these
+        # sections; a missing one falls back to sudo cinder-rootwrap.
+        conf = self.conf()
+        for section in ('cinder_sys_admin', 'privsep_osbrick'):
+            self.assertEqual('/state/cloud/venv/bin/privsep-helper',
+                             conf[section]['helper_command'])
+
     def test_services_and_auth(self):
         conf = self.conf()
         d = conf['DEFAULT']
