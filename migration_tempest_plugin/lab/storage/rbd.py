@@ -312,7 +312,7 @@ def _answers(lab):
                 timeout=30).returncode == 0
 
 
-# -- the cluster ----------------------------------------------------------------
+# -- the cluster --------------------------------------------------------------
 
 def _write_conf(lab):
     folder = ceph_dir(lab)
