@@ -464,7 +464,9 @@ def cluster_down(lab, problems):
 
 def cluster_status(lab):
     pids = {key: lab.procs.pid(key) for key in DAEMON_KEYS}
-    out = {'address': MON_ADDRESS, 'pids': pids, 'health': None}
+    out = {'address': MON_ADDRESS, 'pids': pids, 'health': None,
+           'rss_mib': {key: rt.rss_bytes([pid]) >> 20
+                       for key, pid in pids.items() if pid}}
     if all(pids.values()) and lab.gluster.ready():
         res = ceph(lab, 'health', check=False, timeout=30)
         out['health'] = res.stdout.strip() if not res.returncode else None
