@@ -111,6 +111,16 @@ class TestNames(testtools.TestCase):
         self.assertEqual('/etc/ceph/ceph.client.cinder.keyring',
                          rbd.node_keyring(rbd.CINDER))
 
+    def test_disks_clone_a_base_on_rbd_only(self):
+        m = storage.mode('rbd')
+        local = storage.mode('local')
+        lab = types.SimpleNamespace()
+        self.assertRaises(storage.StorageError, m.create_disk, lab, None,
+                          'u/disk', 1 << 20, base=(local, '_base/x'))
+        self.assertRaises(storage.StorageError, m.create_disk, lab, None,
+                          'u/disk.local', (1 << 20) + 1)
+        self.assertEqual('qcow2', local.disk_format)
+
     def test_secret_xml(self):
         xml = ElementTree.fromstring(rbd.render_secret_xml())
         self.assertEqual(rbd.SECRET_UUID, xml.findtext('uuid'))
@@ -161,6 +171,8 @@ class TestInTheLab(testtools.TestCase):
         vda, vdb = ElementTree.fromstring(inst.domain_xml()).findall(
             'devices/disk')
         self.assertEqual('network', vda.get('type'))
+        # Raw, as nova's RBD disks: a qcow2 image on RBD would grow.
+        self.assertEqual('raw', vda.find('driver').get('type'))
         source = vda.find('source')
         self.assertEqual(('rbd', 'vms/%s_disk' % inst.uuid),
                          (source.get('protocol'), source.get('name')))
