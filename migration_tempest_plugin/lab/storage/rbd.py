@@ -336,6 +336,16 @@ def _mon_up(lab, say, fsid):
     done = os.path.join(data, 'mkfs_done')
     if not os.path.exists(done):
         say('ceph: mon %s mkfs' % MON_ID)
+        # A new mon is a new cluster: what the old one knew goes too (the
+        # client folder stays: the nodes bind it).
+        for sub in ('mgr', 'osd'):
+            rt.host_run(['rm', '-rf', os.path.join(ceph_dir(lab), sub)])
+            os.makedirs(os.path.join(ceph_dir(lab), sub))
+        for client in CLIENTS:
+            if os.path.exists(host_keyring(lab, client)):
+                os.unlink(host_keyring(lab, client))
+        rt.update_json(os.path.join(ceph_dir(lab), 'cluster.json'),
+                       osd_id=None)
         tmp = os.path.join(ceph_dir(lab), 'mkfs')
         os.makedirs(tmp, exist_ok=True)
         mon_keyring = os.path.join(tmp, 'mon.keyring')
