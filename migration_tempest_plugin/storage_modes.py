@@ -35,6 +35,7 @@ REGISTRY = (
                'compute host')),
     Entry('shared-nolock', aliases=('nfs-nolock',)),
     Entry('nfs'),
+    Entry('rbd'),
 )
 
 # The mode names, in the matrix's order.

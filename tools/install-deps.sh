@@ -17,8 +17,8 @@ missing=$(python3 -m bindep -b compile lab cloud || true)
 if [ -n "$missing" ]; then
     echo "install-deps: installing Debian packages:" $missing
     export DEBIAN_FRONTEND=noninteractive
-    # The lab starts libvirtd, glusterd, MariaDB and RabbitMQ itself, on its
-    # own addresses; the packages must not start system-wide copies.
+    # The lab starts libvirtd, glusterd, Ceph, MariaDB and RabbitMQ itself,
+    # on its own addresses; the packages must not start system-wide copies.
     policy=/usr/sbin/policy-rc.d
     if [ ! -e $policy ]; then
         printf '#!/bin/sh\nexit 101\n' > $policy
@@ -26,7 +26,19 @@ if [ -n "$missing" ]; then
         trap 'rm -f $policy' EXIT
     fi
     apt-get update -qq
+    # Ceph's packages recommend a cephadm world (dashboards, LVM, ...) that
+    # the lab does not run.
+    plain= bare=
+    for p in $missing; do
+        case $p in
+            ceph-*|python3-rados|python3-rbd) bare="$bare $p" ;;
+            *) plain="$plain $p" ;;
+        esac
+    done
     # shellcheck disable=SC2086
-    apt-get install -y -qq $missing >/dev/null
+    [ -z "$plain" ] || apt-get install -y -qq $plain >/dev/null
+    # shellcheck disable=SC2086
+    [ -z "$bare" ] || apt-get install -y -qq --no-install-recommends \
+        $bare >/dev/null
 fi
 echo "install-deps: ready in $(( $(date +%s) - started ))s"

@@ -4,7 +4,9 @@ instances/_base/<sha1 of the image id> is the raw image (the oracle's
 pre-filled disk), instances/<uuid>/disk a qcow2 overlay on it, and the
 domain boots the lab guest's kernel and initramfs with that disk as vda.
 On the ``nfs`` mode the disk is a network disk that QEMU opens over NFS,
-and the overlay names its base by its ``nfs://`` URL.
+and the overlay names its base by its ``nfs://`` URL; on ``rbd`` both are
+raw RBD images, the disk a clone of the base's snapshot, as nova makes
+them (``vms/<uuid>_disk``, ``vms/_base_<sha1>@base``).
 """
 
 import hashlib
@@ -54,11 +56,6 @@ class Instance(object):
             if ephemeral_storage else None
         self.console_log = os.path.join(console_dir, '%s.log' % self.name)
 
-    def _qemu_name(self, storage, relpath):
-        """How QEMU names a file of `storage`: its path in the node, or
-        its URL on a network storage."""
-        return storagelib.mode(storage).qemu_name(relpath)
-
     # -- files ------------------------------------------------------------
 
     def _nodes_with_own(self, storage):
@@ -74,15 +71,17 @@ class Instance(object):
     def ensure_base(self, node):
         """Write the pristine base image where `node` will look for it,
         once per layout (nova's image cache does the same)."""
-        path = node.host_path(self.base_storage, self.base_rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        guestlib.write_base_disk(path, self.layout.static_count,
-                                 self.layout.work_count, self.layout.image_id,
-                                 self.layout.zero_every)
+        layout = self.layout
+        storagelib.mode(self.base_storage).write_image(
+            self.lab, node, self.base_rel,
+            lambda path: guestlib.write_base_disk(
+                path, layout.static_count, layout.work_count,
+                layout.image_id, layout.zero_every))
 
     def create_disks(self, node, local_only=False):
-        """The qcow2 overlay (and the ephemeral disk), created inside the
-        node as nova-compute would.  local_only: only those on local
+        """The disk over its base (a qcow2 overlay; an RBD clone on rbd)
+        and the ephemeral disk, created inside the node as nova-compute
+        would.  local_only: only those on local
         storage, which nova pre-creates on the destination of a block
         migration."""
         if not local_only or not storagelib.mode(self.storage).shared:
@@ -94,27 +93,25 @@ class Instance(object):
             # clusters, or none of its discards would reach the image.
             options = ['-o', 'cluster_size=4096'] \
                 if self.layout.zero_every else []
-            node.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw',
-                      '-b', self._qemu_name(self.base_storage,
-                                            self.base_rel)] + options +
-                     [self._qemu_name(self.storage, self.disk_rel),
-                      str(self.layout.size_bytes)])
+            storagelib.mode(self.storage).create_disk(
+                self.lab, node, self.disk_rel, self.layout.size_bytes,
+                base=(storagelib.mode(self.base_storage), self.base_rel),
+                options=options)
         if self.ephemeral and (
                 not local_only
                 or not storagelib.mode(self.ephemeral_storage).shared):
             node.run(['mkdir', '-p', os.path.dirname(self.ephemeral)])
-            node.run(['qemu-img', 'create', '-q', '-f', 'qcow2',
-                      self._qemu_name(self.ephemeral_storage,
-                                      self.ephemeral_rel),
-                      str(EPHEMERAL_MIB * 1024 * 1024)])
+            storagelib.mode(self.ephemeral_storage).create_disk(
+                self.lab, node, self.ephemeral_rel,
+                EPHEMERAL_MIB * 1024 * 1024)
 
     def remove_files(self):
         for node in self.nodes_with_own_files():
-            node.run(['rm', '-rf', os.path.dirname(self.disk)], check=False)
+            storagelib.mode(self.storage).remove(self.lab, node, self.uuid)
         if self.ephemeral:
             for node in self._nodes_with_own(self.ephemeral_storage):
-                node.run(['rm', '-rf', os.path.dirname(self.ephemeral)],
-                         check=False)
+                storagelib.mode(self.ephemeral_storage).remove(
+                    self.lab, node, self.uuid)
         if os.path.exists(self.console_log):
             os.unlink(self.console_log)
 
@@ -123,8 +120,10 @@ class Instance(object):
         read as the guest's QEMU reads it (cache=none: O_DIRECT, past the
         node's page cache, which on a GlusterFS client that did not write
         the file can still hold stale pages right after a migration)."""
-        node.run(['qemu-img', 'convert', '-U', '-T', 'none', '-f', 'qcow2',
-                  '-O', 'raw', self.disk, out_path])
+        mode = storagelib.mode(self.storage)
+        node.run(['qemu-img', 'convert', '-U', '-T', 'none', '-f',
+                  mode.disk_format, '-O', 'raw',
+                  mode.read_name(self.disk_rel), out_path])
         return out_path
 
     # -- domain -----------------------------------------------------------
@@ -138,10 +137,11 @@ class Instance(object):
         unmap = (" discard='unmap' detect_zeroes='unmap'"
                  if self.layout.zero_every else '')
         return """<disk type='{kind}' device='disk'>
-      <driver name='qemu' type='qcow2' cache={cache}{unmap}/>
+      <driver name='qemu' type={format} cache={cache}{unmap}/>
       {source}
       <target dev={target} bus='virtio'/>
     </disk>""".format(kind=kind, source=source, cache=q(self.cache),
+                      format=q(storagelib.mode(storage).disk_format),
                       unmap=unmap, target=q(target))
 
     def disks_xml(self):
