@@ -461,6 +461,11 @@ class Cloud:
                                   % ', '.join(left))
         if keep_lab:
             nova.cleanup(self)
+            lab = self.lab()
+            if lab.status().get('up'):
+                for spec in cinder.cleanup(self, lab):
+                    self.say('cloud: RBD image %s stays (rbd rm failed)'
+                             % spec)
         if os.path.isdir(self.dir):
             for entry in os.listdir(self.dir):
                 if entry in KEEP:

@@ -235,3 +235,13 @@ class TestCephModules(testtools.TestCase):
                 os.path.join(d, 'venv'), os.path.join(d, 'nothing'))
             self.assertIn('apt-get install python3-rados python3-rbd',
                           str(exc))
+
+
+class TestCleanup(testtools.TestCase):
+
+    def test_only_the_clouds_images_go(self):
+        uuid = '0b6c1a2e-3f4d-4e5f-8a9b-0c1d2e3f4a5b'
+        names = [uuid + '_disk', uuid + '_disk.local', uuid + '_disk.swap',
+                 'volume-' + uuid, 'volume-%s.deleted' % uuid,
+                 'instances_case-1_disk', 'lab-base', uuid]
+        self.assertEqual(names[:5], cinder.cloud_images(names))
