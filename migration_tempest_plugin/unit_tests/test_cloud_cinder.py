@@ -245,3 +245,28 @@ class TestCleanup(testtools.TestCase):
                  'volume-' + uuid, 'volume-%s.deleted' % uuid,
                  'instances_case-1_disk', 'lab-base', uuid]
         self.assertEqual(names[:5], cinder.cloud_images(names))
+
+    def test_down_removes_images_only_while_ceph_runs_and_never_fails(self):
+        from unittest import mock
+        said = []
+        c = cloudlib.Cloud.__new__(cloudlib.Cloud)
+        c.say = said.append
+        lab = mock.Mock()
+        c._lab = lab
+        self.patch(cloudlib, 'ceph_daemon_keys', lambda lab: ['ceph-mon'])
+        calls = []
+        self.patch(cinder, 'cleanup',
+                   lambda cloud, lab: calls.append(lab) or ['vms/x_disk'])
+        lab.procs.pid.return_value = None
+        c.remove_rbd_images()
+        self.assertEqual([], calls)
+        lab.procs.pid.return_value = 42
+        c.remove_rbd_images()
+        self.assertEqual([lab], calls)
+        self.assertEqual(['cloud: RBD image vms/x_disk stays in Ceph'], said)
+
+        def boom(cloud, lab):
+            raise cinder.base.CloudError('rbd: no\nanswer')
+        self.patch(cinder, 'cleanup', boom)
+        c.remove_rbd_images()
+        self.assertIn('rbd: no | answer', said[-1])
