@@ -35,7 +35,10 @@ REGISTRY = (
                'compute host')),
     Entry('shared-nolock', aliases=('nfs-nolock',)),
     Entry('nfs'),
-    Entry('rbd'),
+    Entry('rbd', plugin_kind=(
+        'rbd', 'instance disks are RBD images in one Ceph cluster (nova '
+               '[libvirt] images_type = rbd; the instances path is each '
+               "host's own); live migration copies no disk")),
 )
 
 # The mode names, in the matrix's order.

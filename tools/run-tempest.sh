@@ -5,8 +5,9 @@
 #   neither                  against the lab cloud on this machine: when one
 #                            is up, on it as it is; otherwise, for each mode
 #                            of MIGRATION_TEMPEST_STORAGE (default "local
-#                            shared"), brought up with that instance
-#                            storage, tested, and taken down again
+#                            shared"; "rbd" too: nova's disks in Ceph),
+#                            brought up with that instance storage,
+#                            tested, and taken down again
 # TEMPEST_REGEX narrows the tests (default: the whole plugin).  The tests
 # run one at a time: some reconfigure and restart nova-compute on both
 # hosts, and two migrations at once would share two busy cores.
@@ -82,9 +83,9 @@ fi
 storage_modes=${MIGRATION_TEMPEST_STORAGE:-local shared}
 for mode in $storage_modes; do
     case $mode in
-    local|shared) ;;
+    local|shared|rbd) ;;
     *) echo "tempest: MIGRATION_TEMPEST_STORAGE: unknown storage" \
-            "'$mode' (local or shared)" >&2
+            "'$mode' (local, shared or rbd)" >&2
        exit 2 ;;
     esac
 done

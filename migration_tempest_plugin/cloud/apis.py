@@ -1,6 +1,7 @@
 """keystone, placement, glance and neutron for the lab cloud: their
 configuration, their database schemas, and their APIs under gunicorn on
-the lab's address."""
+the lab's address (nova-api's and cinder-api's gunicorn too; their
+services' own files are in nova.py and cinder.py)."""
 
 import collections
 import os
@@ -8,7 +9,11 @@ import os
 from migration_tempest_plugin.cloud import base
 from migration_tempest_plugin.cloud import config as cfg
 
-# The APIs with a database of their own (nova's are in nova.py).
+# The tree this package is in (for the APIs that load a module of ours).
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+# The APIs with a database of their own (nova's are in nova.py, cinder's in
+# cinder.py).
 WITH_DATABASE = ('keystone', 'placement', 'glance', 'neutron')
 # (config folder, file under the venv's etc/) copied as they are.
 COPIED = (('glance', 'glance/glance-api-paste.ini'),
@@ -202,6 +207,9 @@ def api_env(s, api):
     env = {env_var: s.etc(cfg.API_CONF_DIR[api])}
     if api == 'neutron':
         env['OS_NEUTRON_CONFIG_FILES'] = 'neutron.conf;ml2_conf.ini'
+    if api == 'cinder-api':
+        # Our WSGI module (cloud/cinder_wsgi.py) comes from this tree.
+        env['PYTHONPATH'] = PACKAGE_ROOT
     return env
 
 

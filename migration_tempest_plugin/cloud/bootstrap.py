@@ -14,6 +14,7 @@ images    the lab guest (kernel, ramdisk, disk) and the flavors
 computes  wait until every named nova-compute is up and enabled and its
           hypervisor listed; return services and hypervisors
 status    services and hypervisors as they are
+volumes   wait until cinder's scheduler and volume services are up
 """
 
 import hashlib
@@ -226,8 +227,45 @@ def step_computes(spec):
         time.sleep(2)
 
 
+# -- cinder -------------------------------------------------------------------
+
+def _volume_services(conn):
+    return [{'binary': s.binary, 'host': s.host, 'status': s.status,
+             'state': s.state, 'updated_at': s.updated_at}
+            for s in conn.block_storage.services()]
+
+
+def step_volumes(spec):
+    """Wait until every {binary: host} of spec['services'] is up and
+    enabled in cinder; return cinder's services ('missing': the binaries
+    that were not, after spec['timeout'] seconds)."""
+    conn = connect(spec)
+    wanted = spec['services']
+    deadline = time.monotonic() + spec.get('timeout', 120)
+    while True:
+        try:
+            services = _volume_services(conn)
+        except openstack.exceptions.SDKException as exc:
+            if time.monotonic() > deadline:
+                raise
+            sys.stderr.write('volumes: %s; trying again\n' % exc)
+            time.sleep(2)
+            continue
+        missing = sorted(
+            binary for binary, host in wanted.items()
+            if not any(s['binary'] == binary and s['host'] == host and
+                       s['state'] == 'up' and s['status'] == 'enabled'
+                       for s in services))
+        if not missing:
+            return {'services': services}
+        if time.monotonic() > deadline:
+            return {'services': services, 'missing': missing}
+        time.sleep(1)
+
+
 STEPS = {'catalog': step_catalog, 'images': step_images,
-         'computes': step_computes, 'status': step_status}
+         'computes': step_computes, 'status': step_status,
+         'volumes': step_volumes}
 
 
 def main(argv=None):

@@ -26,9 +26,11 @@ def add_arguments(parser):
                                   'is harmless)')
     common(p)
     p.add_argument('--storage', choices=cfg.STORAGE_MODES,
-                   help='instances path: each node its own folder (local, '
-                        'the default) or the lab\'s GlusterFS share '
-                        '(shared); a cloud that is up keeps its mode')
+                   help='instance disks: files in each node\'s own '
+                        'folder (local, the default), files on the lab\'s '
+                        'GlusterFS share (shared), or RBD images in the '
+                        'lab\'s Ceph (rbd); a cloud that is up keeps its '
+                        'mode')
     p = sub.add_parser('down', help='stop the cloud, remove its databases, '
                                     'queues and files, and the lab')
     common(p)

@@ -24,6 +24,7 @@ Layout under the lab's state folder (default /var/tmp/migration-lab)::
     cloud/secrets.json   passwords (0600)
 """
 
+import collections
 import concurrent.futures
 import contextlib
 import json
@@ -35,6 +36,7 @@ import time
 
 from migration_tempest_plugin.cloud import apis
 from migration_tempest_plugin.cloud import base
+from migration_tempest_plugin.cloud import cinder
 from migration_tempest_plugin.cloud import config as cfg
 from migration_tempest_plugin.cloud import mariadb
 from migration_tempest_plugin.cloud import nova
@@ -51,6 +53,9 @@ PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 SBIN = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 # What `down` keeps under <state>/cloud.
 KEEP = ('venv',)
+# The lab storage mode that holds Ceph: part of the cloud's lab whatever
+# the instances' storage, for cinder's volumes.
+CEPH_MODE = 'rbd'
 
 
 class Cloud:
@@ -108,10 +113,18 @@ class Cloud:
         rt.write_file(path, json.dumps(values, indent=1) + '\n', 0o600)
         return values
 
+    def lab_modes(self):
+        """The lab's storage modes: the instances' and Ceph's."""
+        return tuple(dict.fromkeys((self.storage, CEPH_MODE)))
+
     def lab(self):
         if self._lab is None:
-            self._lab = nodes.Lab(self.state_dir, modes=(self.storage,))
+            self._lab = nodes.Lab(self.state_dir, modes=self.lab_modes())
         return self._lab
+
+    def ceph_client(self):
+        """The names of the lab's Ceph that nova and cinder use."""
+        return ceph_client()
 
     def compute_nodes(self):
         """(ComputeNode, lab node) per lab node."""
@@ -131,7 +144,8 @@ class Cloud:
         return cfg.Settings(
             cloud_dir=self.dir, secrets=self.secrets(), storage=self.storage,
             computes=[c for c, _n in self.compute_nodes()],
-            migration=meta.get('migration', {}), host=self.host)
+            migration=meta.get('migration', {}), host=self.host,
+            ceph=self.ceph_client())
 
     def run(self, argv, what, timeout=900, input=None, log=None):
         """Run a tool of the venv or the host, its output appended to
@@ -179,7 +193,7 @@ class Cloud:
             with open(src) as f:
                 put(service, name or os.path.basename(src), f.read())
 
-        for service in (apis, nova):
+        for service in (apis, nova, cinder):
             for folder, name, text in service.configure(s):
                 put(folder, name, text)
             for folder, src in service.COPIED:
@@ -192,7 +206,8 @@ class Cloud:
     def sync_databases(self, s):
         """Every schema, in parallel (separate databases)."""
         jobs = [lambda api=api: apis.init(self, s, api)
-                for api in apis.WITH_DATABASE] + [lambda: nova.init(self, s)]
+                for api in apis.WITH_DATABASE] + [lambda: nova.init(self, s),
+                                                  lambda: cinder.init(self, s)]
         with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
             for future in [pool.submit(job) for job in jobs]:
                 future.result()
@@ -200,13 +215,22 @@ class Cloud:
     # -- the nodes ------------------------------------------------------------
 
     def ensure_lab(self):
+        """Bring the lab up unless it is; return (started, the seconds
+        its Ceph took to come up, from the rbd mode's progress lines)."""
         lab = self.lab()
         status = lab.status()
         if status.get('up'):
-            return False
-        self.say('cloud: bringing the lab up (storage %s)' % self.storage)
-        lab.up(progress=lambda text: self.say('lab: ' + text))
-        return True
+            return False, 0.0
+        self.say('cloud: bringing the lab up (storage %s)' % ', '.join(
+            lab.modes))
+        events = []
+
+        def progress(text):
+            events.append((time.monotonic(), text))
+            self.say('lab: ' + text)
+        lab.up(progress=progress)
+        events.append((time.monotonic(), 'end'))
+        return True, phase_seconds(events, is_ceph_step)
 
     def guest_files(self):
         out = self.path('guest')
@@ -240,14 +264,16 @@ class Cloud:
         venv_thread.start()
 
         t = time.monotonic()
-        self.save_meta(lab_started=self.ensure_lab()
+        lab_started, timings['ceph'] = self.ensure_lab()
+        self.save_meta(lab_started=lab_started
                        or self.meta().get('lab_started', False))
         mark('lab', t)
         s = self.settings()
         if not base.address_is_local(s.host):
             raise base.CloudError('%s is not an address of this machine: the '
                                   'lab bridge is missing' % s.host)
-        for sub in ('logs', 'pids', 'lock', 'run', 'glance', 'neutron'):
+        for sub in ('logs', 'pids', 'lock', 'run', 'glance', 'neutron',
+                    'cinder'):
             os.makedirs(self.path(sub), exist_ok=True)
 
         t = time.monotonic()
@@ -271,6 +297,7 @@ class Cloud:
         if 'error' in venv_box:
             raise base.CloudError('installing the venv: %s'
                                   % venv_box['error'])
+        cinder.link_ceph_modules(self.venv)
         changed = self.write_configs(s)
 
         t = time.monotonic()
@@ -300,6 +327,9 @@ class Cloud:
             'catalog': cfg.catalog(s)})
         # The conductor and the scheduler authenticate as nova at start.
         nova.start_control(self, s, restart='nova' in changed)
+        cinder_started = time.monotonic()
+        cinder.start(self, s, self.cinder_node(),
+                     restart='cinder' in changed)
         for api in cfg.APIS:
             apis.wait(self, s, api)
         mark('apis', t)
@@ -330,6 +360,11 @@ class Cloud:
                 'disks': {'name': cfg.FLAVOR_DISKS_NAME, 'ram': 128,
                           'vcpus': 1, 'disk': 1, 'ephemeral': 1,
                           'swap': 16}}})
+        t = time.monotonic()
+        cinder.wait(self, s)
+        mark('cinder_wait', t)
+        timings['cinder'] = round(time.monotonic() - cinder_started, 1)
+        t = time.monotonic()
         listing = nova.wait_computes(self, s, hostnames)
         mark('computes', t)
 
@@ -344,12 +379,17 @@ class Cloud:
         self.say('cloud: up in %.1fs (%s); %d processes, %.0f MiB RSS' % (
             total, ', '.join('%s %ss' % kv for kv in timings.items()),
             rss['processes'], rss['total_mib']))
+        self.say(format_storage_cost(timings, self.storage_rss()))
         self.say(format_services(listing))
         self.say('cloud: tempest.conf in %s' % conf)
         self.say('cloud: clients: OS_CLIENT_CONFIG_FILE=%s OS_CLOUD=lab-admin '
                  '%s compute service list' % (self.path('clouds.yaml'),
                                               self.bin('openstack')))
         return 0
+
+    def cinder_node(self):
+        """The lab node that runs cinder-volume (the first)."""
+        return self.compute_nodes()[0][1]
 
     def restart_compute(self, name, wait=True):
         return nova.restart_compute(self, name, wait=wait)
@@ -402,9 +442,11 @@ class Cloud:
         """Stop every process of the cloud, tier by tier in the reverse of
         their start: the computes, then the control services and APIs,
         then RabbitMQ and MariaDB; return the names that would not stop."""
-        left = nova.stop_computes(self) + ssh.stop(self)
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        left = (nova.stop_computes(self) + cinder.stop_volume(self)
+                + ssh.stop(self))
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
             for future in [pool.submit(nova.stop_control, self),
+                           pool.submit(cinder.stop, self),
                            pool.submit(apis.stop, self)]:
                 left += future.result()
         left += rabbitmq.stop(self) + mariadb.stop(self)
@@ -419,6 +461,7 @@ class Cloud:
                                   % ', '.join(left))
         if keep_lab:
             nova.cleanup(self)
+        self.remove_rbd_images()
         if os.path.isdir(self.dir):
             for entry in os.listdir(self.dir):
                 if entry in KEEP:
@@ -436,6 +479,20 @@ class Cloud:
             time.monotonic() - started, self.venv))
         return 0
 
+    def remove_rbd_images(self):
+        """The cloud's RBD images go with the databases that knew them:
+        Ceph's data lives in the lab's state folder and outlives a lab
+        down.  Only while Ceph runs; a failure is said, and down goes on."""
+        lab = self.lab()
+        if not all(lab.procs.pid(k) for k in ceph_daemon_keys(lab)):
+            return
+        try:
+            left = cinder.cleanup(self, lab)
+        except Exception as exc:  # down must go on: say it and continue
+            left = ['(all: %s)' % rt.one_line(str(exc))]
+        for spec in left:
+            self.say('cloud: RBD image %s stays in Ceph' % spec)
+
     # -- status ---------------------------------------------------------------
 
     def rss(self):
@@ -445,6 +502,17 @@ class Cloud:
         total = rt.rss_bytes(pids)
         return {'processes': len(pids), 'total_mib': total / 2 ** 20}
 
+    def storage_rss(self):
+        """{process: MiB RSS} of Ceph's daemons (the lab's) and cinder's
+        services (the cloud's)."""
+        out = collections.OrderedDict()
+        lab = self.lab()
+        for key in ceph_daemon_keys(lab):
+            out[key] = rt.rss_bytes(lab.procs.members(key)) / 2 ** 20
+        for key in ('cinder-api',) + cinder.SERVICES:
+            out[key] = rt.rss_bytes(self.sup.members(key)) / 2 ** 20
+        return out
+
     def status(self):
         s = self.settings()
         out = {'state_dir': self.state_dir, 'storage': self.storage,
@@ -453,6 +521,7 @@ class Cloud:
         local = base.address_is_local(s.host)
         expected = (list(mariadb.SERVICES + rabbitmq.SERVICES)
                     + list(cfg.APIS) + list(nova.CONTROL)
+                    + list(cinder.SERVICES)
                     + [nova.compute_key(c) for c in s.computes]
                     + [ssh.service_key(c) for c in s.computes])
         for name in expected + [n for n in self.sup.names()
@@ -469,6 +538,15 @@ class Cloud:
             out['services'][name] = info
         rss = self.rss()
         out['rss_total_mib'] = round(rss['total_mib'], 1)
+        out['ceph'] = {}
+        lab = self.lab()
+        for key in ceph_daemon_keys(lab):
+            pids = lab.procs.members(key)
+            out['ceph'][key] = {
+                'pid': lab.procs.pid(key), 'processes': len(pids),
+                'rss_mib': round(rt.rss_bytes(pids) / 2 ** 20, 1),
+                'log': lab.procs.log(key)}
+            out['up'] = out['up'] and bool(out['ceph'][key]['pid'])
         out['computes'] = None
         if out['services']['keystone']['ok'] and \
                 out['services']['nova-api']['ok']:
@@ -505,6 +583,50 @@ def format_services(listing):
     return '\n'.join(lines)
 
 
+def ceph_client():
+    """cfg.CephClient from the rbd lab storage mode's names."""
+    from migration_tempest_plugin.lab.storage import rbd
+    return cfg.CephClient(
+        conf=rbd.NODE_CONF, user=rbd.CINDER, secret_uuid=rbd.SECRET_UUID,
+        vms_pool=rbd.VMS_POOL, volumes_pool=rbd.VOLUMES_POOL,
+        images_pool=rbd.IMAGES_POOL)
+
+
+def ceph_daemon_keys(lab):
+    """Supervisor keys (the lab's) of Ceph's daemons."""
+    from migration_tempest_plugin.lab import storage as storagelib
+    return list(storagelib.mode(CEPH_MODE).daemon_keys(lab))
+
+
+def is_ceph_step(text):
+    """A progress line of the lab's Ceph (the rbd mode's up says
+    'ceph: ...' before each of its steps)."""
+    return text.startswith('ceph:')
+
+
+def phase_seconds(events, belongs):
+    """Seconds spent in the steps whose progress line `belongs`: each
+    line's step lasts until the next line; `events` are (monotonic time,
+    line), the last one the end."""
+    total = 0.0
+    for (t, text), (t_next, _next) in zip(events, events[1:]):
+        if belongs(text):
+            total += t_next - t
+    return round(total, 1)
+
+
+def format_storage_cost(timings, rss):
+    """One line: what Ceph and cinder add to `cloud up` (seconds) and
+    their memory (MiB RSS per process)."""
+    return ('cloud: Ceph and cinder: %.1fs of up (Ceph %.1fs, cinder %.1fs: '
+            'schema in parallel, services until they report); RSS %.0f MiB '
+            '(%s)' % (
+                (timings.get('ceph') or 0) + (timings.get('cinder') or 0),
+                timings.get('ceph') or 0, timings.get('cinder') or 0,
+                sum(rss.values()), ', '.join(
+                    '%s %.0f' % kv for kv in rss.items())))
+
+
 def format_status(status):
     lines = ['cloud %s (state %s, storage %s, lab %s, %.0f MiB RSS)' % (
         'UP' if status['up'] else 'NOT UP', status['state_dir'],
@@ -516,6 +638,12 @@ def format_status(status):
             extra = ' answers' if info['answers'] else ' NOT ANSWERING'
         lines.append('  %-22s %-8s %6.1f MiB%s' % (
             name, info['pid'] or 'stopped', info['rss_mib'], extra))
+    if status.get('ceph'):
+        lines.append('  Ceph (the lab\'s rbd mode), %.0f MiB RSS:' % sum(
+            info['rss_mib'] for info in status['ceph'].values()))
+        for name, info in status['ceph'].items():
+            lines.append('  %-22s %-8s %6.1f MiB' % (
+                name, info['pid'] or 'stopped', info['rss_mib']))
     if status.get('computes'):
         lines.append('')
         lines.append(format_services(status['computes']))

@@ -33,19 +33,28 @@ APIS = collections.OrderedDict([
                  'OS_NEUTRON_CONFIG_DIR', 'network', '')),
     ('nova-api', (8774, 'nova.wsgi.osapi_compute:application',
                   'OS_NOVA_CONFIG_DIR', 'compute', '/v2.1')),
+    # cinder's own WSGI module parses sys.argv (gunicorn's), so a module of
+    # ours names its config file first (cloud/cinder_wsgi.py).  The catalog
+    # type is block-storage; keystoneauth matches nova's volumev3 to it.
+    ('cinder-api', (8776, 'migration_tempest_plugin.cloud.cinder_wsgi:'
+                    'application', 'OS_CINDER_CONFIG_DIR', 'block-storage',
+                    '/v3/$(project_id)s')),
 ])
 # Which config folder each API reads (nova-api shares nova's).
 API_CONF_DIR = {'keystone': 'keystone', 'placement': 'placement',
-                'glance': 'glance', 'neutron': 'neutron', 'nova-api': 'nova'}
+                'glance': 'glance', 'neutron': 'neutron', 'nova-api': 'nova',
+                'cinder-api': 'cinder'}
 RABBIT_PORT = 5672
 # Erlang's port mapper and distribution port: loopback only, and off the
 # defaults so that a host RabbitMQ (or any Erlang node) is not disturbed.
 EPMD_PORT = 4371
 RABBIT_DIST_PORT = 25673
 DATABASES = ('keystone', 'placement', 'glance', 'neutron', 'nova_api',
-             'nova', 'nova_cell0')
+             'nova', 'nova_cell0', 'cinder')
 CONTROL_HOST = 'lab-control'   # nova's host name of conductor and scheduler
-SERVICE_USERS = ('nova', 'placement', 'glance', 'neutron')
+# cinder's host name (cinder-volume reports as CONTROL_HOST@CINDER_BACKEND).
+CINDER_BACKEND = 'ceph'
+SERVICE_USERS = ('nova', 'placement', 'glance', 'neutron', 'cinder')
 SERVICE_PROJECT = 'service'
 ADMIN_USER = ADMIN_PROJECT = 'admin'
 MEMBER_USER = MEMBER_PROJECT = 'demo'
@@ -83,6 +92,19 @@ class ComputeNode:
     instances_path: str
 
 
+@dataclasses.dataclass(frozen=True)
+class CephClient:
+    """The lab's Ceph as its clients see it inside a lab node (the rbd lab
+    storage mode binds /etc/ceph there): the names nova and cinder put in
+    their configuration."""
+    conf: str = '/etc/ceph/ceph.conf'
+    user: str = 'cinder'           # cephx client.cinder (keyring in /etc/ceph)
+    secret_uuid: str = ''          # libvirt secret of client.cinder's key
+    vms_pool: str = 'vms'          # nova's instance disks (images_type = rbd)
+    volumes_pool: str = 'volumes'  # cinder's volumes
+    images_pool: str = 'images'
+
+
 @dataclasses.dataclass
 class Settings:
     cloud_dir: str                 # <state>/cloud
@@ -92,6 +114,9 @@ class Settings:
     host: str = HOST
     debug: bool = True
     migration: dict = dataclasses.field(default_factory=dict)
+    # How the cloud reaches the lab's Ceph (CephClient): cinder always, and
+    # nova's instance disks with storage 'rbd'.
+    ceph: CephClient = dataclasses.field(default_factory=CephClient)
 
     # -- paths ----------------------------------------------------------------
     def path(self, *parts):
@@ -122,6 +147,11 @@ class Settings:
     @property
     def auth_url(self):
         return self.url('keystone')
+
+    @property
+    def images_rbd(self):
+        """nova's instance disks are RBD images (images_type = rbd)."""
+        return self.storage == 'rbd'
 
 
 def migration_options(overrides=None):

@@ -78,13 +78,46 @@ def _nova_common(s, state_path):
     sections['placement'] = cfg.service_auth(s, 'placement')
     sections['neutron'] = cfg.service_auth(s, 'neutron')
     sections['glance'] = {'region_name': cfg.REGION}
-    sections['cinder'] = {'os_region_name': cfg.REGION}
+    sections['cinder'] = cinder_section(s)
     sections['oslo_concurrency'] = {'lock_path': s.lock_path}
     sections['oslo_messaging_notifications'] = {'driver': 'noop'}
     sections['vnc'] = {'enabled': False}
     sections['spice'] = {'enabled': False}
     sections['serial_console'] = {'enabled': False}
     return sections
+
+
+def cinder_section(s):
+    """nova's [cinder]: the catalog's block-storage endpoint (nova asks for
+    volumev3, its alias), and the nova service user for what nova asks of
+    cinder on its own (attachments of a migration, cleanup)."""
+    opts = collections.OrderedDict([('os_region_name', cfg.REGION),
+                                    ('catalog_info', 'volumev3::publicURL')])
+    auth = cfg.service_auth(s, 'nova')
+    del auth['region_name']
+    opts.update(auth)
+    return opts
+
+
+def rbd_options(s):
+    """nova-compute's [libvirt] options of the lab's Ceph.
+
+    On every storage mode: the cephx user and libvirt secret nova falls
+    back to when it attaches an RBD volume (cinder's connection info names
+    the same).  With storage rbd, the instance disks too: RBD images
+    ``<pool>/<instance uuid>_disk`` (``_disk.local``, ``_disk.swap`` for
+    the ephemeral and swap disks), which libvirt counts as shared, so a live
+    migration copies no disk.  The instances path stays each node's own
+    folder (kernel, ramdisk, console log)."""
+    ceph = s.ceph
+    opts = collections.OrderedDict()
+    if s.images_rbd:
+        opts['images_type'] = 'rbd'
+        opts['images_rbd_pool'] = ceph.vms_pool
+        opts['images_rbd_ceph_conf'] = ceph.conf
+    opts['rbd_user'] = ceph.user
+    opts['rbd_secret_uuid'] = ceph.secret_uuid
+    return opts
 
 
 def nova_conf(s):
@@ -138,6 +171,7 @@ def nova_compute_conf(s, node, migration=None):
         ('live_migration_timeout_action', 'abort'),
     ])
     libvirt.update(opts)
+    libvirt.update(rbd_options(s))
     sections['libvirt'] = libvirt
     sections['compute'] = {'max_concurrent_live_migrations': 1}
     # The guest kernel is an AKI image: a bzImage, whose legacy boot sector

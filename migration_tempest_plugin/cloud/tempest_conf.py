@@ -25,7 +25,8 @@ def tempest_sections(s, ids, hosts_file, workspace, ssh_key_file=None):
 
     `ids` holds the bootstrap's image_id and flavors {'guest', 'alt'}.
     Block migration is what live migration does on local storage; on the
-    shared instances path it is a plain live migration.
+    shared instances path and on RBD it is a plain live migration.
+    Every storage mode has cinder, with volumes on the lab's Ceph.
     """
     block = s.storage == 'local'
     migration = cfg.migration_options(s.migration)
@@ -93,17 +94,48 @@ def tempest_sections(s, ids, hosts_file, workspace, ssh_key_file=None):
         ('personality', False),
         ('interface_attach', False),
         ('attach_encrypted_volume', False),
-        ('volume_multiattach', False),
+        # cinder 29's RBD driver reports multiattach (it turns off the
+        # image features that need an exclusive lock), and nova attaches
+        # an RBD network disk to several guests as shareable.
+        ('volume_multiattach', True),
+        # nova's libvirt driver copies an attached disk to the new volume
+        # (blockdev-mirror) for PUT os-volume_attachments.
+        ('swap_volume', True),
+        ('volume_backed_live_migration', True),
+        ('can_migrate_between_any_hosts', True),
     ])
     sections['service_available'] = collections.OrderedDict([
         ('nova', True), ('glance', True), ('neutron', True),
-        ('cinder', False), ('swift', False), ('heat', False),
+        ('cinder', True), ('swift', False), ('heat', False),
         ('horizon', False),
     ])
     sections['network'] = collections.OrderedDict([
         ('project_networks_reachable', False),
         ('shared_physical_network', False),
         ('region', cfg.REGION),
+    ])
+    sections['volume'] = collections.OrderedDict([
+        ('catalog_type', cfg.APIS['cinder-api'][3]),
+        ('region', cfg.REGION),
+        ('endpoint_type', 'publicURL'),
+        ('backend_names', cfg.CINDER_BACKEND),
+        ('storage_protocol', 'ceph'),
+        ('vendor_name', 'Open Source'),
+        ('volume_size', 1),
+        ('build_timeout', 300),
+        ('min_microversion', '3.0'),
+        ('max_microversion', 'latest'),
+    ])
+    sections['volume-feature-enabled'] = collections.OrderedDict([
+        ('multi_backend', False),
+        # No cinder-backup service in the lab cloud.
+        ('backup', False),
+        ('snapshot', True),
+        ('clone', True),
+        ('manage_snapshot', False),
+        ('manage_volume', False),
+        ('extend_attached_volume', False),
+        ('extend_volume_with_snapshot', True),
     ])
     sections['image'] = {'region': cfg.REGION}
     sections['placement'] = {'region': cfg.REGION}
@@ -186,6 +218,18 @@ def compute_hosts(s, nodes, state_dir):
             'libvirtd_log': node.libvirtd_log,
             'libvirt_uri': node.uri,
             'instances_path': compute.instances_path,
+            # Where the disks live when they are not files under
+            # instances_path: instance disks with images_type rbd are the
+            # images <rbd_pool>/<uuid>_disk (_disk.local, _disk.swap), and
+            # every cinder volume is <volumes_rbd_pool>/volume-<volume id>;
+            # inside the node, `rbd --id <rbd_user> -c <rbd_ceph_conf>
+            # export POOL/IMAGE -` reads one (qemu-img takes
+            # rbd:POOL/IMAGE:id=USER:conf=CONF).
+            'images_type': 'rbd' if s.images_rbd else 'default',
+            'rbd_pool': s.ceph.vms_pool,
+            'volumes_rbd_pool': s.ceph.volumes_pool,
+            'rbd_user': s.ceph.user,
+            'rbd_ceph_conf': s.ceph.conf,
             'enter': node.argv([]),
             'restart': [sys.executable, '-m', 'migration_tempest_plugin.cloud',
                         'restart-compute', compute.name,

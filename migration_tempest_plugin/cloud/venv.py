@@ -14,8 +14,8 @@ from migration_tempest_plugin import runtime as rt
 
 # What the venv holds; every version comes from the constraints file.
 PACKAGES = ('nova', 'keystone', 'openstack-placement', 'glance', 'neutron',
-            'tempest', 'python-openstackclient', 'openstacksdk', 'PyMySQL',
-            'gunicorn', 'libvirt-python')
+            'cinder', 'tempest', 'python-openstackclient', 'openstacksdk',
+            'PyMySQL', 'gunicorn', 'libvirt-python')
 CONSTRAINTS = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
         __file__)))), 'tools', 'cloud-constraints.txt')

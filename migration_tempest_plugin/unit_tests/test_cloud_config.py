@@ -73,7 +73,9 @@ class TestUrls(testtools.TestCase):
             [('placement', 'placement', 'http://10.254.0.254:8778'),
              ('glance', 'image', 'http://10.254.0.254:9292'),
              ('neutron', 'network', 'http://10.254.0.254:9696'),
-             ('nova', 'compute', 'http://10.254.0.254:8774/v2.1')], cat)
+             ('nova', 'compute', 'http://10.254.0.254:8774/v2.1'),
+             ('cinder', 'block-storage',
+              'http://10.254.0.254:8776/v3/$(project_id)s')], cat)
 
 
 class TestServiceConfigs(testtools.TestCase):
@@ -242,7 +244,7 @@ class TestTempestConf(testtools.TestCase):
         self.assertEqual('false', conf['auth']['create_isolated_networks'])
         self.assertEqual('http://10.254.0.254:5000/v3',
                          conf['identity']['uri_v3'])
-        self.assertEqual('false', conf['service_available']['cinder'])
+        self.assertEqual('true', conf['service_available']['cinder'])
 
     def test_every_migration_option_is_a_plugin_option(self):
         from migration_tempest_plugin import config as plugin_config

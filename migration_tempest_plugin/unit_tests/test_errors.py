@@ -11,7 +11,8 @@ import migration_tempest_plugin
 from migration_tempest_plugin import errors
 
 # Modules that need more than the plugin's own requirements to import.
-NEEDS_EXTRAS = ('migration_tempest_plugin.cloud.bootstrap',)
+NEEDS_EXTRAS = ('migration_tempest_plugin.cloud.bootstrap',
+                'migration_tempest_plugin.cloud.cinder_wsgi')
 
 
 class TestOneRoot(testtools.TestCase):

@@ -127,11 +127,12 @@ class TestRegistry(testtools.TestCase):
             self.assertEqual('/srv/lab/' + name, m.path)
 
     def test_cloud_and_plugin_read_the_registry(self):
-        self.assertEqual({'local': 'local', 'shared': 'nfs'},
+        self.assertEqual({'local': 'local', 'shared': 'nfs', 'rbd': 'rbd'},
                          cloud_config.PLUGIN_STORAGE)
-        self.assertEqual(('local', 'shared'), cloud_config.STORAGE_MODES)
+        self.assertEqual(('local', 'shared', 'rbd'),
+                         cloud_config.STORAGE_MODES)
         opt = {o.name: o for o in config.MigrationOpts}['storage']
-        self.assertEqual(['local', 'nfs'],
+        self.assertEqual(['local', 'nfs', 'rbd'],
                          [c for c, _help in opt.type.choices.items()])
 
 
