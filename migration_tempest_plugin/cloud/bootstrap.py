@@ -196,20 +196,35 @@ def step_status(spec):
     return _listing(connect(spec))
 
 
+def _wait(what, fetch, missing_in, timeout, interval):
+    """fetch() until missing_in(its result) is empty, or `timeout` seconds
+    have passed (an API error is retried until then); return the last
+    result, with 'missing' when something still was."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = fetch()
+        except openstack.exceptions.SDKException as exc:
+            if time.monotonic() > deadline:
+                raise
+            sys.stderr.write('%s: %s; trying again\n' % (what, exc))
+            time.sleep(2)
+            continue
+        missing = missing_in(result)
+        if not missing:
+            return result
+        if time.monotonic() > deadline:
+            result['missing'] = missing
+            return result
+        time.sleep(interval)
+
+
 def step_computes(spec):
     conn = connect(spec)
     wanted = set(spec['hosts'])
     wanted_hyp = set(spec.get('hypervisors') or spec['hosts'])
-    deadline = time.monotonic() + spec.get('timeout', 180)
-    while True:
-        try:
-            listing = _listing(conn)
-        except openstack.exceptions.SDKException as exc:
-            if time.monotonic() > deadline:
-                raise
-            sys.stderr.write('computes: %s; trying again\n' % exc)
-            time.sleep(2)
-            continue
+
+    def missing_in(listing):
         up = {s['host'] for s in listing['services']
               if s['binary'] == 'nova-compute' and s['state'] == 'up'
               and s['status'] == 'enabled'}
@@ -217,14 +232,10 @@ def step_computes(spec):
                if h['state'] == 'up' and h['status'] == 'enabled'}
         control = {s['binary'] for s in listing['services']
                    if s['state'] == 'up'}
-        missing_control = set(spec.get('control', ())) - control
-        if wanted <= up and wanted_hyp <= hyp and not missing_control:
-            return listing
-        if time.monotonic() > deadline:
-            listing['missing'] = sorted((wanted - up) | (wanted_hyp - hyp)
-                                        | missing_control)
-            return listing
-        time.sleep(2)
+        return sorted((wanted - up) | (wanted_hyp - hyp)
+                      | (set(spec.get('control', ())) - control))
+    return _wait('computes', lambda: _listing(conn), missing_in,
+                 spec.get('timeout', 180), 2)
 
 
 # -- cinder -------------------------------------------------------------------
@@ -241,26 +252,15 @@ def step_volumes(spec):
     that were not, after spec['timeout'] seconds)."""
     conn = connect(spec)
     wanted = spec['services']
-    deadline = time.monotonic() + spec.get('timeout', 120)
-    while True:
-        try:
-            services = _volume_services(conn)
-        except openstack.exceptions.SDKException as exc:
-            if time.monotonic() > deadline:
-                raise
-            sys.stderr.write('volumes: %s; trying again\n' % exc)
-            time.sleep(2)
-            continue
-        missing = sorted(
+
+    def missing_in(result):
+        return sorted(
             binary for binary, host in wanted.items()
             if not any(s['binary'] == binary and s['host'] == host and
                        s['state'] == 'up' and s['status'] == 'enabled'
-                       for s in services))
-        if not missing:
-            return {'services': services}
-        if time.monotonic() > deadline:
-            return {'services': services, 'missing': missing}
-        time.sleep(1)
+                       for s in result['services']))
+    return _wait('volumes', lambda: {'services': _volume_services(conn)},
+                 missing_in, spec.get('timeout', 120), 1)
 
 
 STEPS = {'catalog': step_catalog, 'images': step_images,

@@ -32,6 +32,7 @@ serves cinder and nova).
 
 import collections
 import os
+import re
 
 from migration_tempest_plugin.cloud import base
 from migration_tempest_plugin.cloud import config as cfg
@@ -189,6 +190,39 @@ def wait(cloud, s, timeout=120):
         raise cloud.sup.failure(name, 'is not up in cinder after %ds'
                                 % timeout)
     return listing
+
+
+# RBD images the cloud makes: nova's instance disks (<uuid>_disk,
+# _disk.local, _disk.swap, _disk.config) and cinder's volumes, snapshots'
+# clones and backups of them (volume-<uuid>, ...).
+CLOUD_IMAGE = re.compile(r'^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-'
+                         r'[0-9a-f]{12}_disk(\.[a-z]+)?|volume-[0-9a-f-]{36}'
+                         r'(\..*)?)$')
+
+
+def cloud_images(names):
+    """Those of the RBD image `names` that the cloud made (the lab's own
+    disks, named after their case folder, are not among them)."""
+    return [n for n in names if CLOUD_IMAGE.match(n)]
+
+
+def cleanup(cloud, lab):
+    """With the lab kept: remove the RBD images of the cloud's servers and
+    volumes, whose records went with the databases.  Returns what would
+    not go."""
+    from migration_tempest_plugin.lab.storage import rbd as rbdlib
+    left = []
+    ceph = cloud.ceph_client()
+    for pool in (ceph.vms_pool, ceph.volumes_pool):
+        names = rbdlib.rbd(lab, 'ls', pool, json=True, check=False) or ()
+        for name in cloud_images(names):
+            spec = '%s/%s' % (pool, name)
+            rbdlib.rbd(lab, 'snap', 'purge', '--no-progress', spec,
+                       check=False)
+            if rbdlib.rbd(lab, 'rm', '--no-progress', spec,
+                          check=False).returncode:
+                left.append(spec)
+    return left
 
 
 def stop_volume(cloud):

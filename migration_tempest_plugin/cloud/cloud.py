@@ -461,6 +461,7 @@ class Cloud:
                                   % ', '.join(left))
         if keep_lab:
             nova.cleanup(self)
+        self.remove_rbd_images()
         if os.path.isdir(self.dir):
             for entry in os.listdir(self.dir):
                 if entry in KEEP:
@@ -477,6 +478,20 @@ class Cloud:
         self.say('cloud: down in %.1fs (venv kept in %s)' % (
             time.monotonic() - started, self.venv))
         return 0
+
+    def remove_rbd_images(self):
+        """The cloud's RBD images go with the databases that knew them:
+        Ceph's data lives in the lab's state folder and outlives a lab
+        down.  Only while Ceph runs; a failure is said, and down goes on."""
+        lab = self.lab()
+        if not all(lab.procs.pid(k) for k in ceph_daemon_keys(lab)):
+            return
+        try:
+            left = cinder.cleanup(self, lab)
+        except Exception as exc:  # down must go on: say it and continue
+            left = ['(all: %s)' % rt.one_line(str(exc))]
+        for spec in left:
+            self.say('cloud: RBD image %s stays in Ceph' % spec)
 
     # -- status ---------------------------------------------------------------
 

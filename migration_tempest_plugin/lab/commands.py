@@ -50,9 +50,11 @@ def cmd_status(args):
 
 
 def _cases(args):
-    if args.controls:
-        return matrix.control_cases() * args.repeat
     storages = args.storage or storage_modes.NAMES
+    if args.controls:
+        return [c for c in matrix.control_cases() if c.storage in storages
+                and (not args.only or any(w in c.id for w in args.only))
+                ] * args.repeat
     if args.smoke:
         return matrix.smoke_cases(storages) * args.repeat
     cases = [] if args.faults else matrix.all_cases(storages, args.only)
@@ -193,7 +195,8 @@ def _common(p, matrix=True):
     p.add_argument('--only', action='append', metavar='TEXT',
                    help='only cases whose storage/flag-set id contains TEXT')
     p.add_argument('--controls', action='store_true',
-                   help='run only the control cases')
+                   help='run only the control cases (of --storage and '
+                        '--only, when given)')
     p.add_argument('--smoke', action='store_true',
                    help="only nova's live and block sets on each storage "
                         'mode whose outcome does not depend on timing: the '

@@ -55,6 +55,15 @@ def disk_cases():
                 "cache; QEMU's NFS client keeps no page cache, and the "
                 'source flushes before the destination takes over'),
             cache='writeback')),
+        # librbd has a cache of its own (rbd_cache), which QEMU turns on
+        # with cache=writeback and off with none.
+        matrix.Case('rbd', live, disks=DiskSetup(
+            'writeback', flags.Expectation(
+                intact, "a network disk is safe to libvirt whatever its "
+                "cache; the source QEMU flushes librbd's writeback cache "
+                'when it hands the disk over, before the destination '
+                'opens the image'),
+            cache='writeback')),
         matrix.Case('local', block, disks=DiskSetup(
             'writeback', flags.Expectation(
                 intact, 'the mirror reads through QEMU, which sees its own '
@@ -110,6 +119,12 @@ def disk_cases():
                 intact, 'nothing is copied: zeroed and discarded clusters '
                 'are qcow2 metadata in the one shared file, flushed by the '
                 'source before the destination opens it'),
+            zero_every=ZERO_EVERY)),
+        matrix.Case('rbd', live, disks=DiskSetup(
+            'zero-discard', flags.Expectation(
+                intact, 'nothing is copied: qcow2 zeroes and discards '
+                'clusters in the one RBD image (librbd discards objects), '
+                'flushed by the source before the destination opens it'),
             zero_every=ZERO_EVERY)),
         matrix.Case('nfs', live, disks=DiskSetup(
             'zero-discard', flags.Expectation(

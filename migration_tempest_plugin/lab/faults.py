@@ -246,6 +246,29 @@ def fault_cases():
                 'owns the guest; the migration resumes or fails safe'),
             disturbs_link=True, heal_after_s=CUT_SECONDS,
             also_accepted=(results.Verdict.FAILED_SAFE,))),
+        # Ceph RBD: no disk copy (libvirt refuses INC on an RBD disk), so
+        # the faults of the memory copy and of post-copy; the storage
+        # node stays reachable from both throughout.
+        matrix.Case('rbd', live, fault=_fault(
+            KillDestinationQemu, 'kill-destination-qemu', 'ram', _safe(
+                'the migration stream closes during the RAM phase; the '
+                'source still holds the RBD image (the dead QEMU never '
+                'wrote, so it never took the exclusive lock) and resumes'))),
+        matrix.Case('rbd', live, fault=_fault(
+            CutNetwork, 'cut-network', 'ram', flags.Expectation(
+                flags.Outcome.INTACT,
+                'the RAM stream stalls for 10 s while both QEMUs still '
+                'reach Ceph; the migration resumes or fails safe'),
+            disturbs_link=True, heal_after_s=CUT_SECONDS,
+            also_accepted=(results.Verdict.FAILED_SAFE,))),
+        matrix.Case('rbd', post_copy, fault=_fault(
+            PauseSourcePostCopy, 'pause-source-post-copy', POST_COPY,
+            flags.Expectation(
+                flags.Outcome.INTACT,
+                'as on shared storage: post-copy pauses, the destination '
+                'keeps the guest and is the only writer of the RBD image '
+                '(librbd moves the exclusive lock to it on its first '
+                'write); POSTCOPY_RESUME completes the migration, intact'))),
         # Written before the first run: keepalive fails the job, the source
         # pauses, the destination keeps the guest, POSTCOPY_RESUME after
         # the heal recovers it.  Seen instead (libvirt 9.0, QEMU 7.2, see

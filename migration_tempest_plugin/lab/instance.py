@@ -5,7 +5,8 @@ pre-filled disk), instances/<uuid>/disk a qcow2 overlay on it, and the
 domain boots the lab guest's kernel and initramfs with that disk as vda.
 On the ``nfs`` mode the disk is a network disk that QEMU opens over NFS,
 and the overlay names its base by its ``nfs://`` URL; on ``rbd`` both are
-RBD images (``vms/<uuid>_disk``, ``vms/_base_<sha1>``).
+raw RBD images, the disk a clone of the base's snapshot, as nova makes
+them (``vms/<uuid>_disk``, ``vms/_base_<sha1>@base``).
 """
 
 import hashlib
@@ -55,11 +56,6 @@ class Instance(object):
             if ephemeral_storage else None
         self.console_log = os.path.join(console_dir, '%s.log' % self.name)
 
-    def _qemu_name(self, storage, relpath):
-        """How QEMU names a file of `storage`: its path in the node, or
-        its URL on a network storage."""
-        return storagelib.mode(storage).qemu_name(relpath)
-
     # -- files ------------------------------------------------------------
 
     def _nodes_with_own(self, storage):
@@ -83,8 +79,9 @@ class Instance(object):
                 layout.image_id, layout.zero_every))
 
     def create_disks(self, node, local_only=False):
-        """The qcow2 overlay (and the ephemeral disk), created inside the
-        node as nova-compute would.  local_only: only those on local
+        """The disk over its base (a qcow2 overlay; an RBD clone on rbd)
+        and the ephemeral disk, created inside the node as nova-compute
+        would.  local_only: only those on local
         storage, which nova pre-creates on the destination of a block
         migration."""
         if not local_only or not storagelib.mode(self.storage).shared:
@@ -96,19 +93,17 @@ class Instance(object):
             # clusters, or none of its discards would reach the image.
             options = ['-o', 'cluster_size=4096'] \
                 if self.layout.zero_every else []
-            node.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw',
-                      '-b', self._qemu_name(self.base_storage,
-                                            self.base_rel)] + options +
-                     [self._qemu_name(self.storage, self.disk_rel),
-                      str(self.layout.size_bytes)])
+            storagelib.mode(self.storage).create_disk(
+                self.lab, node, self.disk_rel, self.layout.size_bytes,
+                base=(storagelib.mode(self.base_storage), self.base_rel),
+                options=options)
         if self.ephemeral and (
                 not local_only
                 or not storagelib.mode(self.ephemeral_storage).shared):
             node.run(['mkdir', '-p', os.path.dirname(self.ephemeral)])
-            node.run(['qemu-img', 'create', '-q', '-f', 'qcow2',
-                      self._qemu_name(self.ephemeral_storage,
-                                      self.ephemeral_rel),
-                      str(EPHEMERAL_MIB * 1024 * 1024)])
+            storagelib.mode(self.ephemeral_storage).create_disk(
+                self.lab, node, self.ephemeral_rel,
+                EPHEMERAL_MIB * 1024 * 1024)
 
     def remove_files(self):
         for node in self.nodes_with_own_files():
@@ -125,9 +120,10 @@ class Instance(object):
         read as the guest's QEMU reads it (cache=none: O_DIRECT, past the
         node's page cache, which on a GlusterFS client that did not write
         the file can still hold stale pages right after a migration)."""
-        node.run(['qemu-img', 'convert', '-U', '-T', 'none', '-f', 'qcow2',
-                  '-O', 'raw', storagelib.mode(self.storage).read_name(
-                      self.disk_rel), out_path])
+        mode = storagelib.mode(self.storage)
+        node.run(['qemu-img', 'convert', '-U', '-T', 'none', '-f',
+                  mode.disk_format, '-O', 'raw',
+                  mode.read_name(self.disk_rel), out_path])
         return out_path
 
     # -- domain -----------------------------------------------------------
@@ -141,10 +137,11 @@ class Instance(object):
         unmap = (" discard='unmap' detect_zeroes='unmap'"
                  if self.layout.zero_every else '')
         return """<disk type='{kind}' device='disk'>
-      <driver name='qemu' type='qcow2' cache={cache}{unmap}/>
+      <driver name='qemu' type={format} cache={cache}{unmap}/>
       {source}
       <target dev={target} bus='virtio'/>
     </disk>""".format(kind=kind, source=source, cache=q(self.cache),
+                      format=q(storagelib.mode(storage).disk_format),
                       unmap=unmap, target=q(target))
 
     def disks_xml(self):

@@ -68,7 +68,8 @@ def flag_sets():
 class Case:
     storage: str
     flag_set: FlagSet
-    control: str = ''   # 'loss' or 'intact' when this case is a control
+    # 'loss', 'intact' or 'refused' when this case is a control
+    control: str = ''
     fault: object = None    # a faults.Fault injected during the migration
     disks: object = None    # a disks.DiskSetup other than the default
 
@@ -138,7 +139,12 @@ def smoke_cases(storages=storage_modes.NAMES):
 def control_cases():
     """The project's proof that the oracle sees what it must see: the seed's
     data loss on storage without cross-host locks (bindfs, and NFSv3 for
-    real), and nova's own sets intact on the storage they are meant for."""
+    real), and nova's own sets intact on the storage they are meant for.
+    On Ceph RBD, nova's block set (NON_SHARED_INC) is refused by the
+    destination's libvirt (an RBD disk's name is no file there, and INC
+    cannot pre-create its target), so libvirt never copies the disk onto
+    itself; the control holds that refusal, with its message and the disk
+    intact."""
     by_name = {fs.name: fs for fs in flag_sets()}
     return [
         Case('shared-nolock', by_name['nova-block'], control='loss'),
@@ -148,4 +154,6 @@ def control_cases():
         Case('local', by_name['nova-block'], control='intact'),
         Case('shared', by_name['nova-live'], control='intact'),
         Case('nfs', by_name['nova-live'], control='intact'),
+        Case('rbd', by_name['nova-block'], control='refused'),
+        Case('rbd', by_name['nova-live'], control='intact'),
     ]

@@ -140,6 +140,13 @@ def publish(args, results, extra=None):
         say('lab: HTML in %s' % args.html)
 
 
+# What a control case must show: the seed's loss, nothing lost, or the
+# stack's refusal (with the expected message) and nothing lost.
+CONTROL_VERDICTS = {'loss': resultlib.Verdict.DATA_LOSS,
+                    'intact': resultlib.Verdict.INTACT,
+                    'refused': resultlib.Verdict.REFUSED}
+
+
 def control_summary(results):
     """Per control case: how many runs gave the verdict it must give."""
     summary = {}
@@ -147,18 +154,20 @@ def control_summary(results):
         if not r.control:
             continue
         key = '%s/%s' % (r.storage, r.flag_set)
-        wanted = (resultlib.Verdict.DATA_LOSS if r.control == 'loss'
-                  else resultlib.Verdict.INTACT)
+        wanted = CONTROL_VERDICTS[r.control]
         entry = summary.setdefault(key, {'control': r.control, 'runs': 0,
                                          'held': 0})
         entry['runs'] += 1
-        entry['held'] += r.verdict == wanted
+        # A refusal holds only with the refusing component's words (and
+        # the disk intact, which REFUSED implies).
+        entry['held'] += r.verdict == wanted and (
+            wanted != resultlib.Verdict.REFUSED or r.agrees)
     return summary
 
 
 def controls_hold(summary, out=say):
     """Loss controls: DATA-LOSS in at least 4 of 5 runs (80%); intact
-    controls: INTACT every time."""
+    and refused controls: their verdict every time."""
     ok = True
     for key, entry in sorted(summary.items()):
         if entry['control'] == 'loss':

@@ -243,3 +243,38 @@ class TestCephModules(testtools.TestCase):
                 os.path.join(d, 'venv'), os.path.join(d, 'nothing'))
             self.assertIn('apt-get install python3-rados python3-rbd',
                           str(exc))
+
+
+class TestCleanup(testtools.TestCase):
+
+    def test_only_the_clouds_images_go(self):
+        uuid = '0b6c1a2e-3f4d-4e5f-8a9b-0c1d2e3f4a5b'
+        names = [uuid + '_disk', uuid + '_disk.local', uuid + '_disk.swap',
+                 'volume-' + uuid, 'volume-%s.deleted' % uuid,
+                 'instances_case-1_disk', 'lab-base', uuid]
+        self.assertEqual(names[:5], cinder.cloud_images(names))
+
+    def test_down_removes_images_only_while_ceph_runs_and_never_fails(self):
+        from unittest import mock
+        said = []
+        c = cloudlib.Cloud.__new__(cloudlib.Cloud)
+        c.say = said.append
+        lab = mock.Mock()
+        c._lab = lab
+        self.patch(cloudlib, 'ceph_daemon_keys', lambda lab: ['ceph-mon'])
+        calls = []
+        self.patch(cinder, 'cleanup',
+                   lambda cloud, lab: calls.append(lab) or ['vms/x_disk'])
+        lab.procs.pid.return_value = None
+        c.remove_rbd_images()
+        self.assertEqual([], calls)
+        lab.procs.pid.return_value = 42
+        c.remove_rbd_images()
+        self.assertEqual([lab], calls)
+        self.assertEqual(['cloud: RBD image vms/x_disk stays in Ceph'], said)
+
+        def boom(cloud, lab):
+            raise cinder.base.CloudError('rbd: no\nanswer')
+        self.patch(cinder, 'cleanup', boom)
+        c.remove_rbd_images()
+        self.assertIn('rbd: no | answer', said[-1])

@@ -91,7 +91,7 @@ class TestMatrix(testtools.TestCase):
         loss = [c for c in controls if c.control == 'loss']
         intact = [c for c in controls if c.control == 'intact']
         self.assertEqual({'shared-nolock', 'nfs'}, {c.storage for c in loss})
-        self.assertEqual({'local', 'shared', 'nfs'},
+        self.assertEqual({'local', 'shared', 'nfs', 'rbd'},
                          {c.storage for c in intact})
         for case in loss:
             self.assertEqual(flags.Outcome.DATA_AT_RISK,
@@ -99,6 +99,12 @@ class TestMatrix(testtools.TestCase):
         for case in intact:
             self.assertEqual(flags.Outcome.INTACT,
                              case.expectation().outcome)
+        refused = [c for c in controls if c.control == 'refused']
+        self.assertEqual(['rbd/nova-block'], [c.id for c in refused])
+        self.assertEqual(flags.Outcome.REFUSED_BY_LIBVIRT,
+                         refused[0].expectation().outcome)
+        self.assertEqual(set(commands.session.CONTROL_VERDICTS),
+                         {c.control for c in controls})
 
     def test_agreement(self):
         def agrees(outcome, verdict, message='', expected_message=''):
@@ -149,6 +155,32 @@ class TestControlsAndReports(testtools.TestCase):
             result(verdict='DATA-LOSS', control='intact')]
         self.assertFalse(commands.controls_hold(
             commands.control_summary(runs), out=self.lines.append))
+
+    def test_refused_control_needs_the_message_every_time(self):
+        message = 'pre-creation of storage targets for incremental ' \
+            'storage migration is not supported'
+        expected = flags.Expectation(flags.Outcome.REFUSED_BY_LIBVIRT, 'why',
+                                     message)
+
+        def run(verdict, text):
+            return results.Result(
+                storage='rbd', flag_set='nova-block', flags=[],
+                verdict=results.Verdict(verdict), expected=str(expected),
+                expected_outcome=expected.outcome.value,
+                agrees=results.agreement(expected, verdict, text),
+                message=text, control='refused')
+        runs = [run('REFUSED', 'Operation not supported: ' + message)] * 5
+        summary = commands.control_summary(runs)
+        self.assertEqual({'control': 'refused', 'runs': 5, 'held': 5},
+                         summary['rbd/nova-block'])
+        self.assertTrue(commands.controls_hold(summary, out=self.lines.append))
+        # Refused for another reason, or the disk copied: it fails.
+        for other in (run('REFUSED', 'Unsafe migration'),
+                      run('DATA-LOSS', 'lost 3'), run('INTACT', '')):
+            self.assertFalse(commands.controls_hold(
+                commands.control_summary(runs[:4] + [other]),
+                out=self.lines.append))
+        self.assertIn('refused 4/5 FAILS', self.lines[-1])
 
     def test_json_has_the_minimum_shape(self):
         doc = json.loads(report.to_json([result(disk_bytes_copied=7)]))

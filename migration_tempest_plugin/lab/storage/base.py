@@ -9,8 +9,10 @@ A mode answers, for a lab and its nodes:
   sandbox's mount namespaces bind for it;
 * ``qemu_name``/``disk_source``/``read_name``: how QEMU and libvirt name a
   disk on it, and how the oracle's read-back does;
-* ``write_image``/``remove``: how a base image gets there and how an
-  instance's files go (a host file and ``rm`` unless the mode has none);
+* ``write_image``/``create_disk``/``remove``: how a base image gets
+  there, how an instance's disks are made on it (``disk_format``) and how
+  they go (a host file, ``qemu-img create`` and ``rm`` unless the mode
+  does otherwise);
 * ``nodes_with_own_copy``: which nodes hold their own copy of a file;
 * ``expect``: what a migration with given flags does to a disk on it, each
   rule with its source (libvirt's flag checks and nova's pre-checks, which
@@ -103,6 +105,7 @@ class StorageMode(object):
     served = False          # its server runs in the storage sandbox
     fuse = False            # it mounts FUSE file systems
     status_key = ''         # its server's entry in Lab.status()
+    disk_format = 'qcow2'   # of an instance's disks (create_disk)
 
     @property
     def path(self):
@@ -130,6 +133,18 @@ class StorageMode(object):
         """How a node's qemu-img reads the file at `relpath` back for the
         oracle (its path in the node; a mode without one gives a URL)."""
         return os.path.join(self.path, relative_path(self.name, relpath))
+
+    def create_disk(self, lab, node, relpath, size_bytes, base=None,
+                    options=()):
+        """Create an instance's disk at `relpath` inside `node`, as
+        nova-compute does: a qcow2 overlay on `base` ((its StorageMode,
+        its relpath)), or an empty qcow2 disk."""
+        argv = ['qemu-img', 'create', '-q', '-f', self.disk_format]
+        if base:
+            base_mode, base_rel = base
+            argv += ['-F', 'raw', '-b', base_mode.qemu_name(base_rel)]
+        node.run(argv + list(options) + [self.qemu_name(relpath),
+                                         str(size_bytes)])
 
     def write_image(self, lab, node, relpath, write):
         """Put an image at `relpath` where `node` sees it: write(path)

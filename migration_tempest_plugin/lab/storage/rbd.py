@@ -40,13 +40,12 @@ starts the cluster, writes the client files and defines the secret):
 * ``cluster_up(lab, say)`` and ``cluster_down(lab, problems)``: only the
   cluster (the mode's ``up`` and ``down`` call them); ``cluster_status``.
 
-Disk names: the file a lab instance has at ``<uuid>/disk`` is the image
-``vms/<uuid>_disk`` (nova's own naming), ``<uuid>/disk.local`` is
-``vms/<uuid>_disk.local``, and nova's image cache ``_base/<name>`` is
-``images/<name>``, which the mode imports from a file it writes under the
-state folder.  The lab's disks are qcow2 overlays on RBD images whose
-backing file is the base in ``images`` (nova itself uses raw images and
-RBD clones; QEMU's qcow2 over librbd is what matters to the migration).
+Disk names: the disk a lab instance has at ``<uuid>/disk`` is the raw
+image ``vms/<uuid>_disk`` (nova's own naming; ``<uuid>/disk.local`` is
+``vms/<uuid>_disk.local``), a clone of its base's snapshot: nova's image
+cache ``_base/<name>`` is ``vms/_base_<name>@base``, which the mode
+imports from a file it writes under the state folder, as nova imports an
+image that glance does not keep in RBD.
 
 Each node's /srv/lab/rbd is a folder of its own (as nova's instances path
 is local with images_type = rbd): it holds only what nova keeps beside an
@@ -65,6 +64,7 @@ from migration_tempest_plugin.lab.storage import base
 from migration_tempest_plugin import runtime as rt
 
 Outcome = flags.Outcome
+StorageError = base.StorageError
 
 MON_ADDRESS = base.SERVER_ADDRESS
 MON_PORT = 6789
@@ -99,6 +99,9 @@ NODE_CONF = NODE_CONF_DIR + '/ceph.conf'
 OSD_BLOCK_GIB = 16
 # The lowest value the OSD accepts (default 4 GiB).
 OSD_MEMORY_TARGET = 939524096
+
+# The snapshot of a base that disks are cloned from (nova's 'snap').
+BASE_SNAP = 'base'
 
 PRECREATE_INC_MESSAGE = ('pre-creation of storage targets for incremental '
                          'storage migration is not supported')
@@ -205,6 +208,9 @@ def render_ceph_conf(fsid, folder, address=MON_ADDRESS, for_node=False):
             # The lab's state folder shares the host's root file system,
             # often fuller than the 70 % a mon warns at.
             lines.append('mon_data_avail_warn = 5')
+            # One mon has no one to batch its proposals with: the default
+            # 1 s wait made pools and PGs take 10 s longer to come up.
+            lines.append('paxos_propose_interval = 0.1')
         if kind == 'osd':
             lines += [
                 'osd_objectstore = bluestore',
@@ -312,7 +318,7 @@ def _answers(lab):
                 timeout=30).returncode == 0
 
 
-# -- the cluster ------------------------------------------------------------
+# -- the cluster --------------------------------------------------------------
 
 def _write_conf(lab):
     folder = ceph_dir(lab)
@@ -330,6 +336,16 @@ def _mon_up(lab, say, fsid):
     done = os.path.join(data, 'mkfs_done')
     if not os.path.exists(done):
         say('ceph: mon %s mkfs' % MON_ID)
+        # A new mon is a new cluster: what the old one knew goes too (the
+        # client folder stays: the nodes bind it).
+        for sub in ('mgr', 'osd'):
+            rt.host_run(['rm', '-rf', os.path.join(ceph_dir(lab), sub)])
+            os.makedirs(os.path.join(ceph_dir(lab), sub))
+        for client in CLIENTS:
+            if os.path.exists(host_keyring(lab, client)):
+                os.unlink(host_keyring(lab, client))
+        rt.update_json(os.path.join(ceph_dir(lab), 'cluster.json'),
+                       osd_id=None)
         tmp = os.path.join(ceph_dir(lab), 'mkfs')
         os.makedirs(tmp, exist_ok=True)
         mon_keyring = os.path.join(tmp, 'mon.keyring')
@@ -411,15 +427,8 @@ def _pools_up(lab, say):
         say('ceph: pool %s (%d PGs, size 1)' % (pool, PG_NUM))
         ceph(lab, 'osd', 'pool', 'create', pool, PG_NUM, PG_NUM)
 
-    def active():
-        stat = ceph(lab, 'pg', 'stat', json=True, check=False) or {}
-        states = stat.get('pg_summary', {}).get('num_pg_by_state', [])
-        total = stat.get('pg_summary', {}).get('num_pgs', 0)
-        clean = sum(s['num'] for s in states
-                    if s['name'] == 'active+clean')
-        return total >= PG_NUM * len(POOLS) and clean == total
-    rt.wait_for('the placement groups to be active+clean', active, 120,
-                _alive(lab, OSD_KEY), interval=0.5)
+    # `rbd pool init` writes to the pool, so it waits until its PGs are
+    # active (the mgr's PG statistics would tell it seconds later).
     for pool in POOLS:
         if pool not in have:
             rbd(lab, 'pool', 'init', pool)
@@ -464,7 +473,9 @@ def cluster_down(lab, problems):
 
 def cluster_status(lab):
     pids = {key: lab.procs.pid(key) for key in DAEMON_KEYS}
-    out = {'address': MON_ADDRESS, 'pids': pids, 'health': None}
+    out = {'address': MON_ADDRESS, 'pids': pids, 'health': None,
+           'rss_mib': {key: rt.rss_bytes([pid]) >> 20
+                       for key, pid in pids.items() if pid}}
     if all(pids.values()) and lab.gluster.ready():
         res = ceph(lab, 'health', check=False, timeout=30)
         out['health'] = res.stdout.strip() if not res.returncode else None
@@ -487,6 +498,7 @@ class RBD(base.StorageMode):
                 'qemu-block-extra'}
     served = True
     status_key = 'ceph'
+    disk_format = 'raw'
 
     def folder(self, lab, node):
         return base.state_dir(lab, 'rbd', node.name)
@@ -505,16 +517,48 @@ class RBD(base.StorageMode):
         return 'network', render_disk_source(*image_spec(path))
 
     def write_image(self, lab, node, relpath, write):
-        """Write the image to a file under the state folder, then import
-        it into RBD (once: image names are unique per content)."""
+        """Write the image to a file under the state folder, import it
+        into RBD and snapshot it for clones (once: image names are unique
+        per content), as nova does with an image glance has not in RBD."""
         pool, image = image_spec(relpath)
-        stage = os.path.join(ceph_dir(lab), 'stage', pool, image)
+        spec = '%s/%s' % (pool, image)
         if image in (rbd(lab, 'ls', pool, json=True) or ()):
-            return
+            snaps = rbd(lab, 'snap', 'ls', spec, json=True) or ()
+            if any(s.get('name') == BASE_SNAP for s in snaps):
+                return
+            rbd(lab, 'rm', '--no-progress', spec)   # a half-made base
+        stage = os.path.join(ceph_dir(lab), 'stage', pool, image)
         os.makedirs(os.path.dirname(stage), exist_ok=True)
         write(stage)
-        rbd(lab, 'import', '--no-progress', stage, '%s/%s' % (pool, image))
+        rbd(lab, 'import', '--no-progress', stage, spec)
         os.unlink(stage)
+        rbd(lab, 'snap', 'create', '%s@%s' % (spec, BASE_SNAP))
+        rbd(lab, 'snap', 'protect', '%s@%s' % (spec, BASE_SNAP))
+
+    def create_disk(self, lab, node, relpath, size_bytes, base=None,
+                    options=()):
+        """A raw RBD image: a clone of the base's snapshot (nova's
+        layout with images_type = rbd), or an empty one.  A qcow2 image
+        on RBD grows, and a destination QEMU that opened it before the
+        source grew it fails its writes past the size it saw (EINVAL,
+        seen in the lab), which nova's raw images never do."""
+        spec = '%s/%s' % image_spec(relpath)
+        if base is None:
+            if size_bytes % (1 << 20):
+                raise StorageError('an RBD disk of %d bytes is not '
+                                   'whole MiB' % size_bytes)
+            rbd(lab, 'create', '--size', size_bytes >> 20, spec)
+            return
+        base_mode, base_rel = base
+        if base_mode.name != self.name:
+            raise StorageError('an rbd disk clones a base on rbd, not '
+                               'on %s' % base_mode.name)
+        parent = '%s/%s' % image_spec(base_rel)
+        info = rbd(lab, 'info', parent, json=True)
+        if info['size'] != size_bytes:
+            raise StorageError('the base %s has %d bytes, the disk %d' % (
+                parent, info['size'], size_bytes))
+        rbd(lab, 'clone', '%s@%s' % (parent, BASE_SNAP), spec)
 
     def remove(self, lab, node, relpath):
         """Remove the images of the file or folder at `relpath`."""

@@ -197,8 +197,9 @@ class Shared(base.FuseMounts, base.StorageMode):
             self._gl(lab, 'volume', 'create', GLUSTER_VOLUME, 'transport',
                      'tcp', where, 'force')
         # Also on a volume made by an older lab, whose options may differ.
+        # (An answer that does not parse sets them all again.)
         current = parse_volume_options(self._gl(
-            lab, 'volume', 'get', GLUSTER_VOLUME, 'all').stdout)
+            lab, 'volume', 'get', GLUSTER_VOLUME, 'all', check=False).stdout)
         for key, value in GLUSTER_VOLUME_OPTIONS:
             if current.get(key) != value:
                 self._gl(lab, 'volume', 'set', GLUSTER_VOLUME, key, value)
