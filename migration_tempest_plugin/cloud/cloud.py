@@ -589,7 +589,7 @@ def ceph_client():
     return cfg.CephClient(
         conf=rbd.NODE_CONF, user=rbd.CINDER, secret_uuid=rbd.SECRET_UUID,
         vms_pool=rbd.VMS_POOL, volumes_pool=rbd.VOLUMES_POOL,
-        images_pool=rbd.IMAGES_POOL)
+        volumes2_pool=rbd.VOLUMES2_POOL, images_pool=rbd.IMAGES_POOL)
 
 
 def ceph_daemon_keys(lab):
