@@ -225,13 +225,12 @@ def cloud_images(names):
     return [n for n in names if CLOUD_IMAGE.match(n)]
 
 
-def cleanup(cloud, lab):
+def cleanup(lab, ceph):
     """With the lab kept: remove the RBD images of the cloud's servers and
-    volumes, whose records went with the databases.  Returns what would
-    not go."""
+    volumes (in the pools of `ceph`, a cfg.CephClient), whose records went
+    with the databases.  Returns what would not go."""
     from migration_tempest_plugin.lab.storage import rbd as rbdlib
     left = []
-    ceph = cloud.ceph_client()
     for pool in (ceph.vms_pool, ceph.volumes_pool, ceph.volumes2_pool):
         names = rbdlib.rbd(lab, 'ls', pool, json=True, check=False) or ()
         for name in cloud_images(names):

@@ -122,10 +122,6 @@ class Cloud:
             self._lab = nodes.Lab(self.state_dir, modes=self.lab_modes())
         return self._lab
 
-    def ceph_client(self):
-        """The names of the lab's Ceph that nova and cinder use."""
-        return ceph_client()
-
     def compute_nodes(self):
         """(ComputeNode, lab node) per lab node."""
         lab = self.lab()
@@ -145,7 +141,7 @@ class Cloud:
             cloud_dir=self.dir, secrets=self.secrets(), storage=self.storage,
             computes=[c for c, _n in self.compute_nodes()],
             migration=meta.get('migration', {}), host=self.host,
-            ceph=self.ceph_client())
+            ceph=ceph_client())
 
     def run(self, argv, what, timeout=900, input=None, log=None):
         """Run a tool of the venv or the host, its output appended to
@@ -487,7 +483,7 @@ class Cloud:
         if not all(lab.procs.pid(k) for k in ceph_daemon_keys(lab)):
             return
         try:
-            left = cinder.cleanup(self, lab)
+            left = cinder.cleanup(lab, ceph_client())
         except Exception as exc:  # down must go on: say it and continue
             left = ['(all: %s)' % rt.one_line(str(exc))]
         for spec in left:
@@ -508,9 +504,9 @@ class Cloud:
         out = collections.OrderedDict()
         lab = self.lab()
         for key in ceph_daemon_keys(lab):
-            out[key] = rt.rss_bytes(lab.procs.members(key)) / 2 ** 20
+            out[key] = process_info(lab.procs, key)['rss_mib']
         for key in ('cinder-api',) + cinder.SERVICES:
-            out[key] = rt.rss_bytes(self.sup.members(key)) / 2 ** 20
+            out[key] = process_info(self.sup, key)['rss_mib']
         return out
 
     def status(self):
@@ -526,10 +522,7 @@ class Cloud:
                     + [ssh.service_key(c) for c in s.computes])
         for name in expected + [n for n in self.sup.names()
                                 if n not in expected]:
-            pids = self.sup.members(name)
-            info = {'pid': self.sup.pid(name), 'processes': len(pids),
-                    'rss_mib': round(rt.rss_bytes(pids) / 2 ** 20, 1),
-                    'log': self.sup.log(name)}
+            info = process_info(self.sup, name)
             if name in cfg.APIS:
                 info['answers'] = local and base.http_answers(
                     apis.root(s, name))
@@ -541,11 +534,7 @@ class Cloud:
         out['ceph'] = {}
         lab = self.lab()
         for key in ceph_daemon_keys(lab):
-            pids = lab.procs.members(key)
-            out['ceph'][key] = {
-                'pid': lab.procs.pid(key), 'processes': len(pids),
-                'rss_mib': round(rt.rss_bytes(pids) / 2 ** 20, 1),
-                'log': lab.procs.log(key)}
+            out['ceph'][key] = process_info(lab.procs, key)
             out['up'] = out['up'] and bool(out['ceph'][key]['pid'])
         out['computes'] = None
         if out['services']['keystone']['ok'] and \
@@ -590,6 +579,15 @@ def ceph_client():
         conf=rbd.NODE_CONF, user=rbd.CINDER, secret_uuid=rbd.SECRET_UUID,
         vms_pool=rbd.VMS_POOL, volumes_pool=rbd.VOLUMES_POOL,
         volumes2_pool=rbd.VOLUMES2_POOL, images_pool=rbd.IMAGES_POOL)
+
+
+def process_info(procs, key):
+    """PID, process count, RSS (MiB) and log of one service that `procs`
+    (the cloud's or the lab's supervisor) runs."""
+    pids = procs.members(key)
+    return {'pid': procs.pid(key), 'processes': len(pids),
+            'rss_mib': round(rt.rss_bytes(pids) / 2 ** 20, 1),
+            'log': procs.log(key)}
 
 
 def ceph_daemon_keys(lab):
