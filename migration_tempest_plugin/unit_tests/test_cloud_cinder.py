@@ -274,7 +274,7 @@ class TestCleanup(testtools.TestCase):
         self.patch(cloudlib, 'ceph_daemon_keys', lambda lab: ['ceph-mon'])
         calls = []
         self.patch(cinder, 'cleanup',
-                   lambda cloud, lab: calls.append(lab) or ['vms/x_disk'])
+                   lambda lab, ceph: calls.append(lab) or ['vms/x_disk'])
         lab.procs.pid.return_value = None
         c.remove_rbd_images()
         self.assertEqual([], calls)
@@ -283,7 +283,7 @@ class TestCleanup(testtools.TestCase):
         self.assertEqual([lab], calls)
         self.assertEqual(['cloud: RBD image vms/x_disk stays in Ceph'], said)
 
-        def boom(cloud, lab):
+        def boom(lab, ceph):
             raise cinder.base.CloudError('rbd: no\nanswer')
         self.patch(cinder, 'cleanup', boom)
         c.remove_rbd_images()
