@@ -44,13 +44,13 @@ from migration_tempest_plugin.cloud import rabbitmq
 from migration_tempest_plugin.cloud import ssh
 from migration_tempest_plugin.cloud import tempest_conf
 from migration_tempest_plugin.cloud import venv as venvlib
+from migration_tempest_plugin import common
 from migration_tempest_plugin.integrity import guest as guestlib
 from migration_tempest_plugin.lab import nodes
 from migration_tempest_plugin import runtime as rt
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-SBIN = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 # What `down` keeps under <state>/cloud.
 KEEP = ('venv',)
 # The lab storage mode that holds Ceph: part of the cloud's lab whatever
@@ -90,7 +90,8 @@ class Cloud:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(('PYTHON', 'VIRTUAL_ENV', 'OS_', 'PIP_',
                                     'TEMPEST_'))}
-        env['PATH'] = '%s:%s:%s' % (os.path.join(self.venv, 'bin'), SBIN,
+        env['PATH'] = '%s:%s:%s' % (os.path.join(self.venv, 'bin'),
+                                    common.SBIN_PATH,
                                     os.environ.get('PATH', ''))
         env['LC_ALL'] = env['LANG'] = 'C.UTF-8'
         env['LIBMOUNT_UTAB'] = os.path.join(self.state_dir, 'libmount',

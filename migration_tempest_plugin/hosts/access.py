@@ -26,6 +26,7 @@ import zlib
 
 import yaml
 
+from migration_tempest_plugin import common
 from migration_tempest_plugin import errors
 
 LOG = logging.getLogger(__name__)
@@ -601,9 +602,6 @@ class LabComputeHost(ComputeHost):
     the plugin needs nothing from the lab's code.
     """
 
-    # Commands inside a node find sbin tools and speak plain C.
-    _PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
-
     def __init__(self, name, enter, libvirtd_log_file, restart_argv=None,
                  **kwargs):
         super().__init__(name, **kwargs)
@@ -612,7 +610,7 @@ class LabComputeHost(ComputeHost):
         self.restart_argv = restart_argv
 
     def _env(self):
-        return dict(os.environ, PATH=self._PATH, LC_ALL='C')
+        return dict(os.environ, PATH=common.SBIN_PATH, LC_ALL='C')
 
     def _run(self, argv, what):
         try:
