@@ -3,11 +3,11 @@
 #   TEMPEST_CONFIG=path      against the cloud that tempest.conf describes
 #   TEMPEST_WORKSPACE=dir    against a tempest workspace's cloud
 #   neither                  against the lab cloud on this machine: when one
-#                            is up, on it as it is; otherwise, for each mode
-#                            of MIGRATION_TEMPEST_STORAGE (local, shared,
-#                            rbd: nova's disks in Ceph), brought up with
-#                            that instance storage, tested, and taken down
-#                            again
+#                            is up, on it as it is; otherwise brought up
+#                            and, for each mode of MIGRATION_TEMPEST_STORAGE
+#                            (local, shared, rbd: nova's disks in Ceph),
+#                            switched to that instance storage (its computes
+#                            restart) and tested; taken down at the end
 # TEMPEST_REGEX narrows the plugin's tests (default: all of them).
 #
 # Unset, MIGRATION_TEMPEST_STORAGE runs all three modes, and on rbd only the
@@ -117,8 +117,11 @@ trap 'exit 130' INT TERM
 rc=0
 summary=
 for mode in $storage_modes; do
-    echo "tempest: bringing the lab cloud up with $mode storage"
+    echo "tempest: the lab cloud with $mode storage"
     migration-lab cloud up --storage "$mode" --state-dir "$state"
+    # Each mode's log and reports are its own.
+    rm -rf "$workspace/logs/tempest.log" "$workspace/reports"
+    mkdir -p "$workspace/reports"
     started=$(date +%s)
     mode_rc=0
     regex=$(plugin_regex "${TEMPEST_REGEX:-}")
@@ -130,7 +133,7 @@ for mode in $storage_modes; do
     fi
     run_suite "$@" || mode_rc=$?
     took=$(( $(date +%s) - started ))
-    # The workspace goes with the cloud: keep its logs and reports.
+    # The workspace goes with the cloud: keep this mode's logs and reports.
     results=$state/tempest-results/$mode
     rm -rf "$results"
     mkdir -p "$results"
@@ -149,8 +152,8 @@ for mode in $storage_modes; do
     summary="$summary
 tempest: $mode storage: exit $mode_rc in ${took}s ($counts); compute restarts for a configuration: $switches; each test's time in $results/test-times.txt"
     [ "$mode_rc" = 0 ] || rc=$mode_rc
-    echo "tempest: taking the lab cloud down"
-    migration-lab cloud down --state-dir "$state"
 done
+echo "tempest: taking the lab cloud down"
+migration-lab cloud down --state-dir "$state" || rc=$?
 echo "$summary"
 exit $rc

@@ -56,6 +56,10 @@ KEEP = ('venv',)
 # The lab storage mode that holds Ceph: part of the cloud's lab whatever
 # the instances' storage, for cinder's volumes.
 CEPH_MODE = 'rbd'
+# The cloud's lab has every storage mode the cloud can put instances on,
+# so that `cloud up --storage` switches a cloud that is up from one to
+# another by restarting its computes (seconds), not the whole cloud.
+LAB_MODES = tuple(dict.fromkeys(cfg.STORAGE_MODES + (CEPH_MODE,)))
 
 
 class Cloud:
@@ -115,8 +119,9 @@ class Cloud:
         return values
 
     def lab_modes(self):
-        """The lab's storage modes: the instances' and Ceph's."""
-        return tuple(dict.fromkeys((self.storage, CEPH_MODE)))
+        """The lab's storage modes: every one the instances may use, and
+        Ceph's."""
+        return LAB_MODES
 
     def lab(self):
         if self._lab is None:
@@ -246,6 +251,12 @@ class Cloud:
             timings[what] = round(time.monotonic() - since, 1)
 
         os.makedirs(self.dir, exist_ok=True)
+        meta = self.meta()
+        switching = (meta.get('state') == 'up' and
+                     meta.get('storage') not in (None, self.storage))
+        if switching:
+            self.say('cloud: switching the computes from %s to %s storage'
+                     % (meta['storage'], self.storage))
         self.save_meta(storage=self.storage, state='starting')
         venv_box = {}
 
@@ -337,8 +348,13 @@ class Cloud:
         self.say('cloud: nova-compute on %s' % ', '.join(
             c.name for c in s.computes))
         for compute, node in self.compute_nodes():
-            nova.start_compute(self, s, compute, node, restart=(
-                'nova-compute-' + compute.name in changed))
+            restart = 'nova-compute-' + compute.name in changed
+            if switching and restart:
+                # Until it reports again: a compute that the service list
+                # still shows up from before would look ready at once.
+                nova.restart_compute(self, compute.name)
+            else:
+                nova.start_compute(self, s, compute, node, restart=restart)
         ids = self.bootstrap('images', {
             'image_names': cfg.IMAGE_NAMES, 'kernel': guest.kernel,
             'ramdisk': guest.initrd, 'disk': disk,
