@@ -347,14 +347,19 @@ class Cloud:
         t = time.monotonic()
         self.say('cloud: nova-compute on %s' % ', '.join(
             c.name for c in s.computes))
+        switched = []
         for compute, node in self.compute_nodes():
             restart = 'nova-compute-' + compute.name in changed
             if switching and restart:
-                # Until it reports again: a compute that the service list
-                # still shows up from before would look ready at once.
-                nova.restart_compute(self, compute.name)
+                switched.append(compute.name)
             else:
                 nova.start_compute(self, s, compute, node, restart=restart)
+        if switched:
+            # Until each reports again: a compute that the service list
+            # still shows up from before would look ready at once.
+            with concurrent.futures.ThreadPoolExecutor(len(switched)) as pool:
+                list(pool.map(lambda name: nova.restart_compute(self, name),
+                              switched))
         ids = self.bootstrap('images', {
             'image_names': cfg.IMAGE_NAMES, 'kernel': guest.kernel,
             'ramdisk': guest.initrd, 'disk': disk,
@@ -392,7 +397,15 @@ class Cloud:
         self.say('cloud: up in %.1fs (%s); %d processes, %.0f MiB RSS' % (
             total, ', '.join('%s %ss' % kv for kv in timings.items()),
             rss['processes'], rss['total_mib']))
-        self.say(format_storage_cost(timings, self.storage_rss()))
+        if switching:
+            # Ceph and cinder were up already: what they hold now.
+            rss = self.storage_rss()
+            self.say('cloud: switched to %s storage; Ceph and cinder RSS '
+                     '%.0f MiB (%s)' % (self.storage, sum(rss.values()),
+                                        ', '.join('%s %.0f' % kv
+                                                  for kv in rss.items())))
+        else:
+            self.say(format_storage_cost(timings, self.storage_rss()))
         self.say(format_services(listing))
         self.say('cloud: tempest.conf in %s' % conf)
         self.say('cloud: clients: OS_CLIENT_CONFIG_FILE=%s OS_CLOUD=lab-admin '
