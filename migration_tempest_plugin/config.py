@@ -107,6 +107,19 @@ MigrationOpts = [
                help="MiB/s to which the abort and force-complete tests cap "
                     "nova's [libvirt] live_migration_bandwidth, so that a "
                     'migration lasts long enough to act on it.'),
+    cfg.StrOpt('images_rbd_pool', default='vms',
+               help="Mirror of nova's [libvirt] images_rbd_pool on the "
+                    'compute hosts, with storage = rbd: the root disk of '
+                    'instance <uuid> is the RBD image <pool>/<uuid>_disk, '
+                    'read back there.'),
+    cfg.StrOpt('rbd_user', default='admin',
+               help='Cephx user (without "client.") with which the tests '
+                    'read RBD images back on a compute host: instance disks '
+                    '(storage = rbd) and cinder volumes on an RBD backend. '
+                    'Its keyring must be where rbd_ceph_conf points on '
+                    'every compute host.'),
+    cfg.StrOpt('rbd_ceph_conf', default='/etc/ceph/ceph.conf',
+               help='ceph.conf on the compute hosts for rbd_user.'),
     cfg.StrOpt('report_dir',
                help='Folder for per-test integrity reports (JSON).'),
 ]

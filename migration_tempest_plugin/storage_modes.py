@@ -73,3 +73,52 @@ def plugin_kinds():
         if e.plugin_kind:
             out.setdefault(*e.plugin_kind)
     return list(out.items())
+
+
+@dataclasses.dataclass(frozen=True)
+class PluginKind:
+    """What a [migration] storage kind means for the tests through nova."""
+    name: str
+    # nova counts the instance's disks as shared between the hosts
+    # (LibvirtDriver._is_shared_block_storage): block_migration=auto
+    # chooses a live migration without a disk copy, a requested block
+    # migration is refused ("Block migration can not be used with shared
+    # storage."), no NON_SHARED_* flag may reach libvirt, and an
+    # evacuation keeps the disk (instance_on_disk).
+    shared_disks: bool
+    # One instances path seen by every host (the guest's console.log and
+    # the instance folder are one file, one folder).
+    shared_instances_path: bool
+    # Where the instance disks live: 'file' (under the instances path) or
+    # 'rbd' (nova's images_type = rbd: <images_rbd_pool>/<uuid>_<disk>).
+    disks_in: str = 'file'
+
+
+# nova's libvirt driver counts RBD as shared block storage: Rbd is the only
+# image backend whose is_shared_block_storage() is True
+# (nova/virt/libvirt/imagebackend.py), and _is_shared_block_storage() is
+# True when both hosts run it; the instances path stays each host's own.
+PLUGIN_KINDS = {
+    'local': PluginKind('local', shared_disks=False,
+                        shared_instances_path=False),
+    'nfs': PluginKind('nfs', shared_disks=True, shared_instances_path=True),
+    'rbd': PluginKind('rbd', shared_disks=True, shared_instances_path=False,
+                      disks_in='rbd'),
+}
+
+
+def plugin_kind(kind):
+    """The PluginKind of a [migration] storage value."""
+    try:
+        return PLUGIN_KINDS[kind]
+    except KeyError:
+        raise UnknownMode('unknown [migration] storage %r (known: %s)' % (
+            kind, ', '.join(PLUGIN_KINDS)))
+
+
+def shared_disks(kind):
+    return plugin_kind(kind).shared_disks
+
+
+def shared_instances_path(kind):
+    return plugin_kind(kind).shared_instances_path

@@ -247,18 +247,18 @@ def _volume_services(conn):
 
 
 def step_volumes(spec):
-    """Wait until every {binary: host} of spec['services'] is up and
+    """Wait until every [binary, host] of spec['services'] is up and
     enabled in cinder; return cinder's services ('missing': the binaries
     that were not, after spec['timeout'] seconds)."""
     conn = connect(spec)
     wanted = spec['services']
 
     def missing_in(result):
-        return sorted(
-            binary for binary, host in wanted.items()
+        return sorted(set(
+            binary for binary, host in wanted
             if not any(s['binary'] == binary and s['host'] == host and
                        s['state'] == 'up' and s['status'] == 'enabled'
-                       for s in result['services']))
+                       for s in result['services'])))
     return _wait('volumes', lambda: {'services': _volume_services(conn)},
                  missing_in, spec.get('timeout', 120), 1)
 

@@ -5,7 +5,12 @@
   through our WSGI module ``cloud/cinder_wsgi.py``;
 * cinder-scheduler on the host, as nova's control services;
 * cinder-volume inside the first lab node (``lab-n1``), next to that node's
-  nova-compute, with ``enabled_backends = ceph`` and the RBD driver.
+  nova-compute, with two RBD back ends: ``ceph`` (pool ``volumes``) and
+  ``ceph2`` (pool ``volumes2``).  The second is there so that a retype
+  moves an attached volume through nova's swap: between pools of one
+  cluster, the RBD driver's own migration refuses an in-use volume and
+  cinder falls back to its generic migration, which asks nova to copy the
+  disk under the guest.
 
 Why cinder-volume runs in a node and not on the host: the rbd lab storage
 mode (``lab/storage/rbd.py``) binds the cluster's ``/etc/ceph`` (ceph.conf
@@ -58,9 +63,16 @@ def configure(s):
     return [('cinder', 'cinder.conf', cinder_conf(s))]
 
 
-def backend_host():
-    """cinder-volume's service host, as `cinder service-list` shows it."""
-    return '%s@%s' % (cfg.CONTROL_HOST, cfg.CINDER_BACKEND)
+def backends(s):
+    """(back end name, RBD pool) of each of cinder's back ends."""
+    return ((cfg.CINDER_BACKEND, s.ceph.volumes_pool),
+            (cfg.CINDER_BACKEND2, s.ceph.volumes2_pool))
+
+
+def backend_host(backend=cfg.CINDER_BACKEND):
+    """cinder-volume's service host for `backend`, as `cinder
+    service-list` shows it."""
+    return '%s@%s' % (cfg.CONTROL_HOST, backend)
 
 
 def cinder_conf(s):
@@ -73,7 +85,7 @@ def cinder_conf(s):
         ('host', cfg.CONTROL_HOST),
         ('my_ip', s.host),
         ('auth_strategy', 'keystone'),
-        ('enabled_backends', cfg.CINDER_BACKEND),
+        ('enabled_backends', ','.join(name for name, _ in backends(s))),
         ('api_paste_config', os.path.join(s.etc('cinder'), 'api-paste.ini')),
         ('resource_query_filters_file', os.path.join(
             s.etc('cinder'), 'resource_filters.json')),
@@ -100,10 +112,24 @@ def cinder_conf(s):
     sections['oslo_messaging_notifications'] = {'driver': 'noop'}
     sections['coordination'] = {
         'backend_url': 'file://' + s.path('cinder', 'coordination')}
-    sections[cfg.CINDER_BACKEND] = collections.OrderedDict([
+    for name, pool in backends(s):
+        sections[name] = rbd_backend(ceph, name, pool)
+    # Each privsep context reads its own section: cinder's own
+    # (cinder.privsep.sys_admin_pctxt: format checks of a downloaded image,
+    # so every volume made from an image) and os-brick's.  Without it the
+    # helper is the default 'sudo cinder-rootwrap ...', which is not here.
+    helper = os.path.join(s.venv, 'bin', 'privsep-helper')
+    for section in ('cinder_sys_admin', 'privsep_osbrick'):
+        sections[section] = {'helper_command': helper}
+    return cfg.render_ini(sections, cfg.HEADER)
+
+
+def rbd_backend(ceph, name, pool):
+    """The section of one RBD back end."""
+    return collections.OrderedDict([
         ('volume_driver', 'cinder.volume.drivers.rbd.RBDDriver'),
-        ('volume_backend_name', cfg.CINDER_BACKEND),
-        ('rbd_pool', ceph.volumes_pool),
+        ('volume_backend_name', name),
+        ('rbd_pool', pool),
         ('rbd_ceph_conf', ceph.conf),
         ('rbd_user', ceph.user),
         # nova attaches with this libvirt secret (connection info).
@@ -117,10 +143,6 @@ def cinder_conf(s):
         ('image_volume_cache_enabled', False),
         ('rados_connect_timeout', 10),
     ])
-    helper = os.path.join(s.venv, 'bin', 'privsep-helper')
-    for section in ('privsep', 'privsep_osbrick'):
-        sections[section] = {'helper_command': helper}
-    return cfg.render_ini(sections, cfg.HEADER)
 
 
 def link_ceph_modules(venv, dist=DEBIAN_DIST):
@@ -178,7 +200,8 @@ def start(cloud, s, node, restart=False):
 def wait(cloud, s, timeout=120):
     """Until the scheduler and the RBD backend report up in cinder."""
     listing = cloud.bootstrap('volumes', {
-        'services': {SCHEDULER: cfg.CONTROL_HOST, VOLUME: backend_host()},
+        'services': [[SCHEDULER, cfg.CONTROL_HOST]] + [
+            [VOLUME, backend_host(name)] for name, _ in backends(s)],
         'timeout': timeout}, timeout=timeout + 60)
     for name in listing.get('missing', []):
         if not cloud.sup.pid(name):
@@ -202,14 +225,13 @@ def cloud_images(names):
     return [n for n in names if CLOUD_IMAGE.match(n)]
 
 
-def cleanup(cloud, lab):
+def cleanup(lab, ceph):
     """With the lab kept: remove the RBD images of the cloud's servers and
-    volumes, whose records went with the databases.  Returns what would
-    not go."""
+    volumes (in the pools of `ceph`, a cfg.CephClient), whose records went
+    with the databases.  Returns what would not go."""
     from migration_tempest_plugin.lab.storage import rbd as rbdlib
     left = []
-    ceph = cloud.ceph_client()
-    for pool in (ceph.vms_pool, ceph.volumes_pool):
+    for pool in (ceph.vms_pool, ceph.volumes_pool, ceph.volumes2_pool):
         names = rbdlib.rbd(lab, 'ls', pool, json=True, check=False) or ()
         for name in cloud_images(names):
             spec = '%s/%s' % (pool, name)

@@ -7,7 +7,6 @@ import json
 import os
 import sys
 
-from migration_tempest_plugin.cloud import base
 from migration_tempest_plugin.cloud import cloud as cloudlib
 from migration_tempest_plugin.cloud import config as cfg
 from migration_tempest_plugin import errors
@@ -29,8 +28,9 @@ def add_arguments(parser):
                    help='instance disks: files in each node\'s own '
                         'folder (local, the default), files on the lab\'s '
                         'GlusterFS share (shared), or RBD images in the '
-                        'lab\'s Ceph (rbd); a cloud that is up keeps its '
-                        'mode')
+                        'lab\'s Ceph (rbd); on a cloud that is up with '
+                        'another, its computes switch to this one (without '
+                        '--storage, a cloud that is up keeps its mode)')
     p = sub.add_parser('down', help='stop the cloud, remove its databases, '
                                     'queues and files, and the lab')
     common(p)
@@ -72,14 +72,7 @@ def run(args):
         return 1
     try:
         if args.cloud_command == 'up':
-            c = cloudlib.Cloud(args.state_dir, args.storage)
-            meta = c.meta()
-            if (args.storage and meta.get('state') == 'up'
-                    and meta.get('storage') != args.storage):
-                raise base.CloudError(
-                    'the cloud is up with storage %s; take it down first'
-                    % meta.get('storage'))
-            return c.up()
+            return cloudlib.Cloud(args.state_dir, args.storage).up()
         if args.cloud_command == 'down':
             return cloudlib.Cloud(args.state_dir).down(keep_lab=args.keep_lab)
         if args.cloud_command == 'status':

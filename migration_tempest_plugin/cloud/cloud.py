@@ -44,18 +44,22 @@ from migration_tempest_plugin.cloud import rabbitmq
 from migration_tempest_plugin.cloud import ssh
 from migration_tempest_plugin.cloud import tempest_conf
 from migration_tempest_plugin.cloud import venv as venvlib
+from migration_tempest_plugin import common
 from migration_tempest_plugin.integrity import guest as guestlib
 from migration_tempest_plugin.lab import nodes
 from migration_tempest_plugin import runtime as rt
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-SBIN = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 # What `down` keeps under <state>/cloud.
 KEEP = ('venv',)
 # The lab storage mode that holds Ceph: part of the cloud's lab whatever
 # the instances' storage, for cinder's volumes.
 CEPH_MODE = 'rbd'
+# The cloud's lab has every storage mode the cloud can put instances on,
+# so that `cloud up --storage` switches a cloud that is up from one to
+# another by restarting its computes (seconds), not the whole cloud.
+LAB_MODES = tuple(dict.fromkeys(cfg.STORAGE_MODES + (CEPH_MODE,)))
 
 
 class Cloud:
@@ -90,7 +94,8 @@ class Cloud:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(('PYTHON', 'VIRTUAL_ENV', 'OS_', 'PIP_',
                                     'TEMPEST_'))}
-        env['PATH'] = '%s:%s:%s' % (os.path.join(self.venv, 'bin'), SBIN,
+        env['PATH'] = '%s:%s:%s' % (os.path.join(self.venv, 'bin'),
+                                    common.SBIN_PATH,
                                     os.environ.get('PATH', ''))
         env['LC_ALL'] = env['LANG'] = 'C.UTF-8'
         env['LIBMOUNT_UTAB'] = os.path.join(self.state_dir, 'libmount',
@@ -114,17 +119,14 @@ class Cloud:
         return values
 
     def lab_modes(self):
-        """The lab's storage modes: the instances' and Ceph's."""
-        return tuple(dict.fromkeys((self.storage, CEPH_MODE)))
+        """The lab's storage modes: every one the instances may use, and
+        Ceph's."""
+        return LAB_MODES
 
     def lab(self):
         if self._lab is None:
             self._lab = nodes.Lab(self.state_dir, modes=self.lab_modes())
         return self._lab
-
-    def ceph_client(self):
-        """The names of the lab's Ceph that nova and cinder use."""
-        return ceph_client()
 
     def compute_nodes(self):
         """(ComputeNode, lab node) per lab node."""
@@ -145,7 +147,7 @@ class Cloud:
             cloud_dir=self.dir, secrets=self.secrets(), storage=self.storage,
             computes=[c for c, _n in self.compute_nodes()],
             migration=meta.get('migration', {}), host=self.host,
-            ceph=self.ceph_client())
+            ceph=ceph_client())
 
     def run(self, argv, what, timeout=900, input=None, log=None):
         """Run a tool of the venv or the host, its output appended to
@@ -249,6 +251,12 @@ class Cloud:
             timings[what] = round(time.monotonic() - since, 1)
 
         os.makedirs(self.dir, exist_ok=True)
+        meta = self.meta()
+        switching = (meta.get('state') == 'up' and
+                     meta.get('storage') not in (None, self.storage))
+        if switching:
+            self.say('cloud: switching the computes from %s to %s storage'
+                     % (meta['storage'], self.storage))
         self.save_meta(storage=self.storage, state='starting')
         venv_box = {}
 
@@ -339,9 +347,19 @@ class Cloud:
         t = time.monotonic()
         self.say('cloud: nova-compute on %s' % ', '.join(
             c.name for c in s.computes))
+        switched = []
         for compute, node in self.compute_nodes():
-            nova.start_compute(self, s, compute, node, restart=(
-                'nova-compute-' + compute.name in changed))
+            restart = 'nova-compute-' + compute.name in changed
+            if switching and restart:
+                switched.append(compute.name)
+            else:
+                nova.start_compute(self, s, compute, node, restart=restart)
+        if switched:
+            # Until each reports again: a compute that the service list
+            # still shows up from before would look ready at once.
+            with concurrent.futures.ThreadPoolExecutor(len(switched)) as pool:
+                list(pool.map(lambda name: nova.restart_compute(self, name),
+                              switched))
         ids = self.bootstrap('images', {
             'image_names': cfg.IMAGE_NAMES, 'kernel': guest.kernel,
             'ramdisk': guest.initrd, 'disk': disk,
@@ -379,7 +397,15 @@ class Cloud:
         self.say('cloud: up in %.1fs (%s); %d processes, %.0f MiB RSS' % (
             total, ', '.join('%s %ss' % kv for kv in timings.items()),
             rss['processes'], rss['total_mib']))
-        self.say(format_storage_cost(timings, self.storage_rss()))
+        if switching:
+            # Ceph and cinder were up already: what they hold now.
+            rss = self.storage_rss()
+            self.say('cloud: switched to %s storage; Ceph and cinder RSS '
+                     '%.0f MiB (%s)' % (self.storage, sum(rss.values()),
+                                        ', '.join('%s %.0f' % kv
+                                                  for kv in rss.items())))
+        else:
+            self.say(format_storage_cost(timings, self.storage_rss()))
         self.say(format_services(listing))
         self.say('cloud: tempest.conf in %s' % conf)
         self.say('cloud: clients: OS_CLIENT_CONFIG_FILE=%s OS_CLOUD=lab-admin '
@@ -487,7 +513,7 @@ class Cloud:
         if not all(lab.procs.pid(k) for k in ceph_daemon_keys(lab)):
             return
         try:
-            left = cinder.cleanup(self, lab)
+            left = cinder.cleanup(lab, ceph_client())
         except Exception as exc:  # down must go on: say it and continue
             left = ['(all: %s)' % rt.one_line(str(exc))]
         for spec in left:
@@ -508,9 +534,9 @@ class Cloud:
         out = collections.OrderedDict()
         lab = self.lab()
         for key in ceph_daemon_keys(lab):
-            out[key] = rt.rss_bytes(lab.procs.members(key)) / 2 ** 20
+            out[key] = process_info(lab.procs, key)['rss_mib']
         for key in ('cinder-api',) + cinder.SERVICES:
-            out[key] = rt.rss_bytes(self.sup.members(key)) / 2 ** 20
+            out[key] = process_info(self.sup, key)['rss_mib']
         return out
 
     def status(self):
@@ -526,10 +552,7 @@ class Cloud:
                     + [ssh.service_key(c) for c in s.computes])
         for name in expected + [n for n in self.sup.names()
                                 if n not in expected]:
-            pids = self.sup.members(name)
-            info = {'pid': self.sup.pid(name), 'processes': len(pids),
-                    'rss_mib': round(rt.rss_bytes(pids) / 2 ** 20, 1),
-                    'log': self.sup.log(name)}
+            info = process_info(self.sup, name)
             if name in cfg.APIS:
                 info['answers'] = local and base.http_answers(
                     apis.root(s, name))
@@ -541,11 +564,7 @@ class Cloud:
         out['ceph'] = {}
         lab = self.lab()
         for key in ceph_daemon_keys(lab):
-            pids = lab.procs.members(key)
-            out['ceph'][key] = {
-                'pid': lab.procs.pid(key), 'processes': len(pids),
-                'rss_mib': round(rt.rss_bytes(pids) / 2 ** 20, 1),
-                'log': lab.procs.log(key)}
+            out['ceph'][key] = process_info(lab.procs, key)
             out['up'] = out['up'] and bool(out['ceph'][key]['pid'])
         out['computes'] = None
         if out['services']['keystone']['ok'] and \
@@ -589,7 +608,16 @@ def ceph_client():
     return cfg.CephClient(
         conf=rbd.NODE_CONF, user=rbd.CINDER, secret_uuid=rbd.SECRET_UUID,
         vms_pool=rbd.VMS_POOL, volumes_pool=rbd.VOLUMES_POOL,
-        images_pool=rbd.IMAGES_POOL)
+        volumes2_pool=rbd.VOLUMES2_POOL, images_pool=rbd.IMAGES_POOL)
+
+
+def process_info(procs, key):
+    """PID, process count, RSS (MiB) and log of one service that `procs`
+    (the cloud's or the lab's supervisor) runs."""
+    pids = procs.members(key)
+    return {'pid': procs.pid(key), 'processes': len(pids),
+            'rss_mib': round(rt.rss_bytes(pids) / 2 ** 20, 1),
+            'log': procs.log(key)}
 
 
 def ceph_daemon_keys(lab):

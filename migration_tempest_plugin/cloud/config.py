@@ -54,6 +54,9 @@ DATABASES = ('keystone', 'placement', 'glance', 'neutron', 'nova_api',
 CONTROL_HOST = 'lab-control'   # nova's host name of conductor and scheduler
 # cinder's host name (cinder-volume reports as CONTROL_HOST@CINDER_BACKEND).
 CINDER_BACKEND = 'ceph'
+# A second back end on another pool: cinder moves an attached volume there
+# through nova's swap (a retype with migration), which a test exercises.
+CINDER_BACKEND2 = 'ceph2'
 SERVICE_USERS = ('nova', 'placement', 'glance', 'neutron', 'cinder')
 SERVICE_PROJECT = 'service'
 ADMIN_USER = ADMIN_PROJECT = 'admin'
@@ -102,6 +105,7 @@ class CephClient:
     secret_uuid: str = ''          # libvirt secret of client.cinder's key
     vms_pool: str = 'vms'          # nova's instance disks (images_type = rbd)
     volumes_pool: str = 'volumes'  # cinder's volumes
+    volumes2_pool: str = 'volumes2'  # cinder's second back end
     images_pool: str = 'images'
 
 

@@ -118,7 +118,8 @@ def tempest_sections(s, ids, hosts_file, workspace, ssh_key_file=None):
         ('catalog_type', cfg.APIS['cinder-api'][3]),
         ('region', cfg.REGION),
         ('endpoint_type', 'publicURL'),
-        ('backend_names', cfg.CINDER_BACKEND),
+        ('backend_names', '%s,%s' % (cfg.CINDER_BACKEND,
+                                     cfg.CINDER_BACKEND2)),
         ('storage_protocol', 'ceph'),
         ('vendor_name', 'Open Source'),
         ('volume_size', 1),
@@ -127,7 +128,9 @@ def tempest_sections(s, ids, hosts_file, workspace, ssh_key_file=None):
         ('max_microversion', 'latest'),
     ])
     sections['volume-feature-enabled'] = collections.OrderedDict([
-        ('multi_backend', False),
+        # Two RBD back ends (cloud/cinder.py): a retype moves an attached
+        # volume through nova's swap.
+        ('multi_backend', True),
         # No cinder-backup service in the lab cloud.
         ('backup', False),
         ('snapshot', True),
@@ -220,14 +223,13 @@ def compute_hosts(s, nodes, state_dir):
             'instances_path': compute.instances_path,
             # Where the disks live when they are not files under
             # instances_path: instance disks with images_type rbd are the
-            # images <rbd_pool>/<uuid>_disk (_disk.local, _disk.swap), and
-            # every cinder volume is <volumes_rbd_pool>/volume-<volume id>;
+            # images <rbd_pool>/<uuid>_disk (_disk.local, _disk.swap);
             # inside the node, `rbd --id <rbd_user> -c <rbd_ceph_conf>
             # export POOL/IMAGE -` reads one (qemu-img takes
-            # rbd:POOL/IMAGE:id=USER:conf=CONF).
+            # rbd:POOL/IMAGE:id=USER:conf=CONF).  A cinder volume's pool is
+            # in its back end's location_info (hosts/volumes.py).
             'images_type': 'rbd' if s.images_rbd else 'default',
             'rbd_pool': s.ceph.vms_pool,
-            'volumes_rbd_pool': s.ceph.volumes_pool,
             'rbd_user': s.ceph.user,
             'rbd_ceph_conf': s.ceph.conf,
             'enter': node.argv([]),

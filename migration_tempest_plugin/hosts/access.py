@@ -13,6 +13,7 @@ Every command runs as root on the host.
 
 import base64
 import contextlib
+import dataclasses
 import io
 import logging
 import mmap
@@ -25,6 +26,7 @@ import zlib
 
 import yaml
 
+from migration_tempest_plugin import common
 from migration_tempest_plugin import errors
 
 LOG = logging.getLogger(__name__)
@@ -45,6 +47,47 @@ CHUNK = 1 << 20
 
 class HostAccessError(errors.Error):
     pass
+
+
+# Where a disk lives, as a compute host reads it back (ComputeHost.image).
+
+@dataclasses.dataclass(frozen=True)
+class FileImage:
+    """An image file in any format qemu-img reads (nova's qcow2 or raw
+    instance disks under the instances path)."""
+    path: str
+
+    def qemu_spec(self):
+        return self.path
+
+
+@dataclasses.dataclass(frozen=True)
+class RbdImage:
+    """A Ceph RBD image (nova's instance disks with images_type = rbd:
+    <images_rbd_pool>/<uuid>_disk; cinder's RBD volumes:
+    <rbd_pool>/volume-<id>), read with the cephx `user` whose keyring the
+    host's ceph `conf` finds."""
+    pool: str
+    image: str
+    user: str = 'admin'
+    conf: str = '/etc/ceph/ceph.conf'
+
+    @property
+    def spec(self):
+        return '%s/%s' % (self.pool, self.image)
+
+    def qemu_spec(self):
+        return 'rbd:%s:id=%s:conf=%s' % (self.spec, self.user, self.conf)
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockDevice:
+    """A block device on the host (a cinder LVM volume's logical volume on
+    its volume host)."""
+    path: str
+
+    def qemu_spec(self):
+        return self.path
 
 
 class GunzipWriter(object):
@@ -85,8 +128,13 @@ class ComputeHost(object):
     gzip_disk_stream = False
 
     def __init__(self, name, instances_path, libvirtd_log_path,
-                 nova_conf=None, commands=None, qemu_pid_dir=QEMU_PID_DIR):
+                 nova_conf=None, commands=None, qemu_pid_dir=QEMU_PID_DIR,
+                 rbd=None):
         self.name = name
+        # The compute hosts file's rbd_user, rbd_ceph_conf and rbd_pool of
+        # this host, as {'user', 'conf', 'pool'}, where it gives them
+        # (otherwise the tests use [migration]'s).
+        self.rbd = {k: v for k, v in (rbd or {}).items() if v}
         self.instances_path = instances_path
         self.libvirtd_log_path = libvirtd_log_path
         self.nova_conf = nova_conf
@@ -226,6 +274,11 @@ class ComputeHost(object):
         """True when this host's libvirt knows the instance's domain."""
         return self.domain_state(instance_uuid) is not None
 
+    def domain_xml(self, instance_uuid):
+        """The live XML of the instance's domain on this host."""
+        return self.execute(['virsh', '-c', 'qemu:///system', 'dumpxml',
+                             instance_uuid])
+
     def kill_guest(self, instance_uuid, domain_name=None):
         """kill -9 the QEMU of this instance: the pid in libvirt's pid file
         of its domain (named by `virsh domname` unless given), once the
@@ -233,20 +286,44 @@ class ComputeHost(object):
         self._shell(kill_script(instance_uuid, domain_name,
                                 self.qemu_pid_dir))
 
-    @contextlib.contextmanager
+    def instance_image(self, instance_uuid, name='disk'):
+        """The instance's disk `name` under the instances path."""
+        return FileImage(os.path.join(self.instance_dir(instance_uuid),
+                                      name))
+
     def disk_image(self, instance_uuid, name='disk', length=None):
-        """The flattened content of the instance's disk `name` (its root
-        disk, or e.g. disk.eph0), as a read-only mmap of a local temporary
-        file that is gone once the block exits.
+        """image() of the instance's disk `name` (its root disk, or e.g.
+        disk.eph0) under the instances path."""
+        return self.image(self.instance_image(instance_uuid, name), length)
+
+    def image_exists(self, source):
+        """Whether the image `source` (a FileImage, RbdImage or
+        BlockDevice) exists on, or is reachable from, this host."""
+        out = self._shell(exists_script(source)).strip()
+        return out == 'yes'
+
+    def image_virtual_size(self, source):
+        """The virtual size of image `source` in bytes (qemu-img info)."""
+        import json
+        out = self.execute(['qemu-img', 'info', '-U', '--output', 'json',
+                            source.qemu_spec()])
+        return json.loads(out)['virtual-size']
+
+    @contextlib.contextmanager
+    def image(self, source, length=None):
+        """The content of the image `source` as the guest sees it (raw),
+        its first `length` bytes when given, as a read-only mmap of a
+        local temporary file that is gone once the block exits.  It
+        streams from the host into that file: never a whole image in
+        memory, here or there.
 
         The server must be paused or stopped first: a disk read while the
         guest writes is not a state the guest ever saw.
         """
         with tempfile.TemporaryFile(prefix='mtp-disk-') as f:
             sink = GunzipWriter(f) if self.gzip_disk_stream else f
-            self.stream(['sh', '-c', disk_script(
-                os.path.join(self.instance_dir(instance_uuid), name),
-                self.gzip_disk_stream, length)], sink)
+            self.stream(['bash', '-c', read_script(
+                source, self.gzip_disk_stream, length)], sink)
             if self.gzip_disk_stream:
                 sink.close()
             f.flush()
@@ -314,6 +391,101 @@ def disk_script(disk, gzipped, length=None):
                 head=('head -c %d "$tmp" | ' % length) if length else '',
                 send=('gzip -1 -c' if gzipped else 'cat') + (
                     '' if length else ' "$tmp"'))
+
+
+def _piped(producer, gzipped, length=None, cut_status=(141,)):
+    """bash that runs `producer` (which writes an image to stdout) into
+    stdout, cut to `length` bytes and gzipped when asked.  A producer that
+    head stops early ends with one of `cut_status` (141: killed by
+    SIGPIPE; rbd ignores SIGPIPE and exits 32, EPIPE): with a length that
+    is the cut, not a failure.  Any other failure of a stage fails the
+    script."""
+    stages = [producer]
+    if length:
+        stages.append('head -c %d' % int(length))
+    if gzipped:
+        stages.append('gzip -1 -c')
+    accepted = ' '.join(str(c) for c in cut_status) if length else ''
+    return ('{pipe}; st=("${{PIPESTATUS[@]}}"); '
+            'for rc in "${{st[@]:1}}"; do [ "$rc" -eq 0 ] || exit "$rc"; '
+            'done; case " 0 {ok} " in *" ${{st[0]}} "*) ;; '
+            '*) exit "${{st[0]}}";; esac').format(
+                pipe=' | '.join(stages), ok=accepted)
+
+
+def rbd_args(source):
+    return '--id {user} --conf {conf}'.format(
+        user=shlex.quote(source.user), conf=shlex.quote(source.conf))
+
+
+def read_script(source, gzipped, length=None):
+    """bash that writes the raw content of `source` (FileImage, RbdImage or
+    BlockDevice) to stdout, its first `length` bytes when given.
+
+    An image file goes through qemu-img (disk_script: it may be qcow2).
+    An RBD image is streamed by `rbd export` to stdout (raw, as nova and
+    cinder store them), never through a temporary file; the image is
+    looked up first, so a missing one is an error rather than an empty
+    stream.  A block device is read with O_DIRECT, past the host's page
+    cache.
+    """
+    if isinstance(source, FileImage):
+        return disk_script(source.path, gzipped, length)
+    if isinstance(source, RbdImage):
+        rbd = 'rbd %s' % rbd_args(source)
+        return ('set -e; {rbd} info {spec} >/dev/null; {pipe}').format(
+            rbd=rbd, spec=shlex.quote(source.spec),
+            pipe=_piped('%s export --no-progress %s -' % (
+                rbd, shlex.quote(source.spec)), gzipped, length,
+                cut_status=(141, 32)))
+    if isinstance(source, BlockDevice):
+        return ('set -e; test -b {p} || {{ echo "{p}: no block device" >&2; '
+                'exit 1; }}; {pipe}').format(
+                    p=shlex.quote(source.path),
+                    pipe=_piped('dd if=%s bs=1M iflag=direct status=none'
+                                % shlex.quote(source.path), gzipped, length))
+    raise HostAccessError('cannot read back %r' % (source,))
+
+
+def exists_script(source):
+    """sh that prints "yes" when `source` exists on the host, else "no";
+    it fails when it cannot tell (the Ceph cluster not answering)."""
+    if isinstance(source, RbdImage):
+        # rbd info exits 2 (ENOENT) for a missing image.
+        return ('out=$(rbd {args} info {spec} 2>&1) && {{ echo yes; exit 0; '
+                '}}; case "$out" in *"No such file"*|*"error opening image"*'
+                ') echo no;; *) echo "$out" >&2; exit 1;; esac').format(
+                    args=rbd_args(source), spec=shlex.quote(source.spec))
+    flag = '-b' if isinstance(source, BlockDevice) else '-e'
+    return 'test {f} {p} && echo yes || echo no'.format(
+        f=flag, p=shlex.quote(source.path))
+
+
+def domain_disks(xml, rbd_user='admin', ceph_conf='/etc/ceph/ceph.conf'):
+    """{target dev: image source} of the disks in a libvirt domain XML:
+    FileImage for type='file', BlockDevice for type='block', RbdImage for
+    a network disk with protocol='rbd' (read with `rbd_user` and
+    `ceph_conf`, not the secret libvirt was given); other disks (a cdrom
+    without media, another protocol) are left out.  What the guest's
+    domain really uses, whatever nova's database says."""
+    from xml.etree import ElementTree
+    found = {}
+    for disk in ElementTree.fromstring(xml).iter('disk'):
+        target = disk.find('target')
+        source = disk.find('source')
+        if target is None or source is None:
+            continue
+        dev = target.get('dev')
+        kind = disk.get('type')
+        if kind == 'file' and source.get('file'):
+            found[dev] = FileImage(source.get('file'))
+        elif kind == 'block' and source.get('dev'):
+            found[dev] = BlockDevice(source.get('dev'))
+        elif kind == 'network' and source.get('protocol') == 'rbd' and \
+                '/' in (source.get('name') or ''):
+            pool, _, image = source.get('name').partition('/')
+            found[dev] = RbdImage(pool, image, rbd_user, ceph_conf)
+    return found
 
 
 def domstate_script(instance_uuid):
@@ -430,9 +602,6 @@ class LabComputeHost(ComputeHost):
     the plugin needs nothing from the lab's code.
     """
 
-    # Commands inside a node find sbin tools and speak plain C.
-    _PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
-
     def __init__(self, name, enter, libvirtd_log_file, restart_argv=None,
                  **kwargs):
         super().__init__(name, **kwargs)
@@ -441,7 +610,7 @@ class LabComputeHost(ComputeHost):
         self.restart_argv = restart_argv
 
     def _env(self):
-        return dict(os.environ, PATH=self._PATH, LC_ALL='C')
+        return dict(os.environ, PATH=common.SBIN_PATH, LC_ALL='C')
 
     def _run(self, argv, what):
         try:
@@ -534,7 +703,10 @@ def load_hosts(conf):
             nova_conf=entry.get('nova_conf'),
             commands={key: entry.get(key)
                       for key in SERVICE_COMMANDS.values()},
-            qemu_pid_dir=entry.get('qemu_pid_dir', QEMU_PID_DIR))
+            qemu_pid_dir=entry.get('qemu_pid_dir', QEMU_PID_DIR),
+            rbd={'user': entry.get('rbd_user'),
+                 'conf': entry.get('rbd_ceph_conf'),
+                 'pool': entry.get('rbd_pool')})
         if opts.host_access == 'lab':
             try:
                 hosts[name] = LabComputeHost(

@@ -85,3 +85,81 @@ def errors_after(text, line, needle=None):
     return [entry for number, entry in enumerate(text.splitlines(), 1)
             if number > line and ': error : ' in entry and
             (needle is None or needle in entry)]
+
+
+# The log line's thread: "<time>: <tid>: debug : ...".
+_THREAD = re.compile(r'^\S+ \S+: (?P<tid>\d+): ')
+# A typed parameter of the migrate call, logged by the same thread right
+# after it: virDomainMigratePerform3Params:5382 :
+# params["migrate_disks"]=(string)vda (one line per disk).
+_PARAM = re.compile(r'virDomainMigrate\w+:\d+ : params\["(?P<name>\w+)"\]='
+                    r'\((?P<type>\w+)\)(?P<value>.*)$')
+# The disk copy of a block migration: libvirt asks the source's QEMU to
+# mirror each disk it copies to the destination's NBD server, as
+# blockdev-mirror with target "migration-<dev>-format" (or -storage)
+# (libvirt 9.0, seen in the lab), or as drive-mirror with an nbd: target
+# whose export is the disk's alias (older libvirt).
+_MIRROR = re.compile(r'QEMU_MONITOR_SEND_MSG: .*"execute":\s*"'
+                     r'(?P<cmd>blockdev-mirror|drive-mirror)"')
+_MIRROR_TARGET = re.compile(r'"target":\s*"(?:migration-(?P<dev>[^"]+?)-'
+                            r'(?:format|storage)|[^"]*exportname='
+                            r'(?P<alias>[^"]+))"')
+
+
+def _thread(line):
+    match = _THREAD.match(line)
+    return match.group('tid') if match else None
+
+
+def _after_call(text, call):
+    """(number, line) of the lines the call's thread logged after `call`
+    (a MigrateCall from the same text), up to its next migrate call."""
+    lines = text.splitlines()
+    tid = _thread(lines[call.line - 1])
+    for number in range(call.line + 1, len(lines) + 1):
+        line = lines[number - 1]
+        if _thread(line) != tid:
+            continue
+        if _CALL.search(line):
+            return
+        yield number, line
+
+
+def call_params(text, call):
+    """{name: [values]} of the typed parameters logged with `call`, in the
+    order logged (a list parameter such as migrate_disks repeats its
+    name)."""
+    params = {}
+    for _, line in _after_call(text, call):
+        match = _PARAM.search(line)
+        if not match:
+            if params:
+                break       # the parameters are logged together, first
+            continue
+        params.setdefault(match.group('name'), []).append(
+            match.group('value').strip())
+    return params
+
+
+def migrate_disks(text, call):
+    """The disks nova named in `call`'s migrate_disks parameter ([] when
+    it named none: libvirt then copies every writable disk if
+    NON_SHARED_* is set, which nova avoids by clearing the flag)."""
+    return call_params(text, call).get('migrate_disks', [])
+
+
+def mirrored_disks(text, call):
+    """The disks whose copy the source's QEMU was asked to start for
+    `call` (the NBD mirrors of a block migration), in the order asked:
+    the device name (vda) for blockdev-mirror, the disk's alias
+    (drive-virtio-disk0) for drive-mirror."""
+    found = []
+    for _, line in _after_call(text, call):
+        if not _MIRROR.search(line):
+            continue
+        target = _MIRROR_TARGET.search(line)
+        name = (target.group('dev') or target.group('alias')) if target \
+            else '?'
+        if name not in found:
+            found.append(name)
+    return found

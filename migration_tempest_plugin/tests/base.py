@@ -18,6 +18,7 @@ from migration_tempest_plugin.hosts import access
 from migration_tempest_plugin.hosts import libvirt_log
 from migration_tempest_plugin.integrity import blocks
 from migration_tempest_plugin.integrity import checker
+from migration_tempest_plugin import storage_modes
 from migration_tempest_plugin.tests import console_log
 from migration_tempest_plugin.tests import fixtures
 
@@ -64,7 +65,8 @@ NOVA_ROLLBACK_TO_ERROR = (
 # gap, on every storage: the source's console log goes with its instance
 # folder at the end of a move, and the lines it got after the last read
 # are never seen.
-# order, malformed and bad-sum, on shared storage only: the two hosts write
+# order, malformed and bad-sum, on a shared instances path only (nfs; not
+# rbd, whose instance folders are each host's own): the two hosts write
 # the one console.log in the shared instance folder; the destination's
 # QEMU starts it afresh (append off) while the source's goes on at its old
 # offset, so lines of one overwrite lines of the other (seen in post-copy
@@ -73,12 +75,14 @@ NOVA_ROLLBACK_TO_ERROR = (
 # nothing; the disk is still judged on every record that is right.
 # (Reading nova's console API instead added a third writer on every
 # storage: each GET appends the guest's pty buffer to the same file.)
-CONSOLE_ARTEFACTS = {'local': ('gap',)}
+OWN_CONSOLE_ARTEFACTS = ('gap',)
 SHARED_CONSOLE_ARTEFACTS = ('gap', 'order', 'malformed', 'bad-sum')
 
 
 def console_artefacts(storage):
-    return CONSOLE_ARTEFACTS.get(storage, SHARED_CONSOLE_ARTEFACTS)
+    if storage_modes.shared_instances_path(storage):
+        return SHARED_CONSOLE_ARTEFACTS
+    return OWN_CONSOLE_ARTEFACTS
 
 
 def choose_hosts(computes, source=None, dest=None):
@@ -141,6 +145,9 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
     # Whether the class's migrations go through (False: nova must refuse
     # them, and no disk is ever copied).
     migrates = True
+    # Whether its guests have local disks, which a live migration on local
+    # storage copies (False: volume-backed guests, no block migration).
+    copies_local_disks = True
 
     @classmethod
     def skip_checks(cls):
@@ -156,7 +163,8 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
         if CONF.migration.host_access == 'none':
             raise cls.skipException('reading the disk back and the flag '
                                     'audit need [migration] host_access')
-        if (cls.migrates and CONF.migration.storage == 'local' and
+        if (cls.migrates and cls.copies_local_disks and
+                CONF.migration.storage == 'local' and
                 not CONF.compute_feature_enabled.
                 block_migration_for_live_migration):
             raise cls.skipException(
@@ -224,8 +232,9 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
         where it must start (logged and reported), paused so that the move
         converges whatever the bandwidth.
         """
+        # image_id='' with a block_device_mapping_v2 boots from a volume.
         server = self.create_test_server(
-            image_id=CONF.migration.image_ref,
+            image_id=kwargs.pop('image_id', CONF.migration.image_ref),
             flavor=(flavor or CONF.migration.flavor_ref or
                     CONF.compute.flavor_ref),
             wait_until='ACTIVE', **kwargs)
@@ -241,7 +250,8 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
         recorder = self.useFixture(console_log.ConsoleLogRecorder(
             self.hosts, server['id'],
             host_of=lambda: self.get_host_for_server(server['id']),
-            shared=CONF.migration.storage != 'local'))
+            shared=storage_modes.shared_instances_path(
+                CONF.migration.storage)))
         recorder.wait_for_acks(ACKS_BEFORE, CONF.compute.build_timeout)
         self._place(server['id'], recorder, host)
         return server, recorder
@@ -295,14 +305,42 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
         self.servers.unpause_server(server_id)
         waiters.wait_for_server_status(self.servers, server_id, 'ACTIVE')
 
+    def disk_source(self, server_id, name='disk', host=None):
+        """Where the instance's disk `name` (disk, disk.eph0, disk.swap,
+        disk.config) lives: a file under `host`'s instances path, or with
+        [migration] storage = rbd the RBD image nova made for it
+        (<images_rbd_pool>/<uuid>_<name>, nova's imagebackend.Rbd)."""
+        host = host or self.get_host_for_server(server_id)
+        if storage_modes.plugin_kind(CONF.migration.storage).disks_in == \
+                'rbd':
+            user, conf = self.rbd_credentials(host)
+            return access.RbdImage(
+                self.hosts[host].rbd.get('pool',
+                                         CONF.migration.images_rbd_pool),
+                '%s_%s' % (server_id, name), user, conf)
+        return self.hosts[host].instance_image(server_id, name)
+
+    def rbd_credentials(self, host):
+        """(cephx user, ceph.conf) with which `host` reads RBD images: the
+        compute hosts file's, else [migration] rbd_user and
+        rbd_ceph_conf."""
+        rbd = self.hosts[host].rbd
+        return (rbd.get('user', CONF.migration.rbd_user),
+                rbd.get('conf', CONF.migration.rbd_ceph_conf))
+
     def assert_intact(self, server_id, recorder, host=None, name='check',
-                      discarded_runs=(), disk='disk', tag=None):
+                      discarded_runs=(), disk='disk', tag=None, source=None):
         """Pause the guest, read its disk back and assert that every
         acknowledged write is on it, but those of `discarded_runs` (the
         boots whose writes the operation legitimately undid), of which
         none may be; return the oracle's report.  The guest stays
         paused.  `disk` and `tag`: another of the instance's disks (e.g.
-        disk.eph0) and the tag of the agent that writes it."""
+        disk.eph0) and the tag of the agent that writes it.  `source`:
+        the image to read instead of the instance's disk `disk` (a
+        volume, hosts.access.RbdImage or BlockDevice), read on `host`.
+
+        The disk is read where it lives (disk_source): under `host`'s
+        instances path, or in Ceph with [migration] storage = rbd."""
         host = host or self.get_host_for_server(server_id)
         if self.servers.show_server(server_id)['server']['status'] != \
                 'PAUSED':
@@ -314,12 +352,14 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
         history = recorder.history(tag)
         # Only the part of the disk that the workload's layout covers.
         length = history.layout.size_bytes if history.layout else None
-        with self.hosts[host].disk_image(server_id, disk, length) as image:
+        source = source or self.disk_source(server_id, disk, host)
+        with self.hosts[host].image(source, length) as image:
             report = checker.check(
                 history, image,
                 tolerate=console_artefacts(CONF.migration.storage),
                 discarded_runs=discarded_runs)
-        document = {'host': host, 'disk': disk, 'oracle': report.to_dict(),
+        document = {'host': host, 'disk': disk, 'source': repr(source),
+                    'oracle': report.to_dict(),
                     'discarded_runs': list(discarded_runs)}
         if report.verdict != checker.INTACT:
             document['console_segments'] = [
@@ -493,7 +533,7 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
                          'the guest does not run on its source %s' % source)
         self.assertFalse(self.hosts[dest].has_domain(server_id),
                          'a domain of %s was left on %s' % (server_id, dest))
-        if CONF.migration.storage == 'local':
+        if not storage_modes.shared_instances_path(CONF.migration.storage):
             self.assertFalse(self.hosts[dest].has_instance_dir(server_id),
                              'instance files of %s were left on %s' % (
                                  server_id, dest))
@@ -595,7 +635,7 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
         self.save_report(name, server_id, {
             'source': source, 'flags': flags.names(audited),
             'expected': flags.names(expected)})
-        if CONF.migration.storage == 'nfs':
+        if storage_modes.shared_disks(CONF.migration.storage):
             self.assertFalse(
                 flags.has(audited, 'NON_SHARED_INC') or
                 flags.has(audited, 'NON_SHARED_DISK'),
@@ -605,7 +645,34 @@ class MigrationIntegrityTestBase(base.BaseV2ComputeAdminTest):
                          'says for this configuration')
         return audited
 
+    def audit_copied_disks(self, server_id, source, expected,
+                           name='copied-disks'):
+        """Assert that the migrate call for the server in the source's
+        libvirtd log since its latest migration started named exactly the
+        disks `expected` (device names) in migrate_disks, and that the
+        source's QEMU was asked to mirror exactly those to the destination
+        (blockdev-mirror, libvirt 9.0; drive-mirror names an alias, which
+        the test's device names do not match: an older libvirt fails this
+        loudly rather than passing it).  Return (migrate_disks,
+        mirrored)."""
+        log = self.libvirtd_log(source, server_id)
+        calls = libvirt_log.migrate_calls(log, server_id)
+        self.assertNotEqual([], calls, 'no migrate call for %s in the '
+                            'libvirtd log of %s since its migration '
+                            'started' % (server_id, source))
+        named = libvirt_log.migrate_disks(log, calls[-1])
+        mirrored = libvirt_log.mirrored_disks(log, calls[-1])
+        self.save_report(name, server_id, {
+            'source': source, 'migrate_disks': named, 'mirrored': mirrored,
+            'expected': list(expected)})
+        self.assertEqual(sorted(expected), sorted(named),
+                         'migrate_disks of the migrate call')
+        self.assertEqual(sorted(expected), sorted(mirrored),
+                         'disks the source mirrored to the destination')
+        return named, mirrored
+
     @property
     def block_by_storage(self):
-        """What `auto` must choose: a disk copy only on local storage."""
-        return CONF.migration.storage == 'local'
+        """What `auto` must choose: a disk copy only where nova does not
+        count the disks as shared (local storage; not nfs, not rbd)."""
+        return not storage_modes.shared_disks(CONF.migration.storage)

@@ -22,7 +22,7 @@ from migration_tempest_plugin.unit_tests import test_cloud_config as base
 CEPH = cfg.CephClient(conf='/etc/ceph/ceph.conf', user='cinder',
                       secret_uuid='5ec2e7a1-0000-4000-8000-000000000001',
                       vms_pool='vms', volumes_pool='volumes',
-                      images_pool='images')
+                      volumes2_pool='volumes2', images_pool='images')
 
 
 def settings(storage='local', **kwargs):
@@ -36,7 +36,7 @@ class TestCinderConf(testtools.TestCase):
 
     def test_rbd_backend(self):
         conf = self.conf()
-        self.assertEqual('ceph', conf['DEFAULT']['enabled_backends'])
+        self.assertEqual('ceph,ceph2', conf['DEFAULT']['enabled_backends'])
         backend = conf['ceph']
         self.assertEqual('cinder.volume.drivers.rbd.RBDDriver',
                          backend['volume_driver'])
@@ -46,9 +46,26 @@ class TestCinderConf(testtools.TestCase):
         self.assertEqual('cinder', backend['rbd_user'])
         self.assertEqual(CEPH.secret_uuid, backend['rbd_secret_uuid'])
 
+    def test_second_backend_on_its_own_pool(self):
+        # Between pools the RBD driver's migration refuses an attached
+        # volume: cinder then moves it through nova's swap.
+        second = self.conf()['ceph2']
+        self.assertEqual('ceph2', second['volume_backend_name'])
+        self.assertEqual('volumes2', second['rbd_pool'])
+        self.assertEqual(CEPH.secret_uuid, second['rbd_secret_uuid'])
+        self.assertEqual('lab-control@ceph2', cinder.backend_host('ceph2'))
+
     def test_same_backend_on_every_storage(self):
         self.assertEqual(self.conf('local')['ceph'],
                          self.conf('rbd')['ceph'])
+
+    def test_privsep_helper_for_every_context_cinder_uses(self):
+        # cinder.privsep.sys_admin_pctxt and os-brick's read these
+        # sections; a missing one falls back to sudo cinder-rootwrap.
+        conf = self.conf()
+        for section in ('cinder_sys_admin', 'privsep_osbrick'):
+            self.assertEqual('/state/cloud/venv/bin/privsep-helper',
+                             conf[section]['helper_command'])
 
     def test_services_and_auth(self):
         conf = self.conf()
@@ -147,7 +164,9 @@ class TestTempestConfWithCinder(testtools.TestCase):
             v = conf['volume']
             self.assertEqual('block-storage', v['catalog_type'])
             self.assertEqual('ceph', v['storage_protocol'])
-            self.assertEqual('ceph', v['backend_names'])
+            self.assertEqual('ceph,ceph2', v['backend_names'])
+            self.assertEqual('true',
+                             conf['volume-feature-enabled']['multi_backend'])
             vfe = conf['volume-feature-enabled']
             self.assertEqual('false', vfe['backup'])
             self.assertEqual('true', vfe['snapshot'])
@@ -181,7 +200,6 @@ class TestTempestConfWithCinder(testtools.TestCase):
                 s, [(s.computes[0], Node())], '/state'))['lab-n1']
             self.assertEqual(images_type, h['images_type'])
             self.assertEqual('vms', h['rbd_pool'])
-            self.assertEqual('volumes', h['volumes_rbd_pool'])
             self.assertEqual('cinder', h['rbd_user'])
             self.assertEqual('/etc/ceph/ceph.conf', h['rbd_ceph_conf'])
 
@@ -256,7 +274,7 @@ class TestCleanup(testtools.TestCase):
         self.patch(cloudlib, 'ceph_daemon_keys', lambda lab: ['ceph-mon'])
         calls = []
         self.patch(cinder, 'cleanup',
-                   lambda cloud, lab: calls.append(lab) or ['vms/x_disk'])
+                   lambda lab, ceph: calls.append(lab) or ['vms/x_disk'])
         lab.procs.pid.return_value = None
         c.remove_rbd_images()
         self.assertEqual([], calls)
@@ -265,7 +283,7 @@ class TestCleanup(testtools.TestCase):
         self.assertEqual([lab], calls)
         self.assertEqual(['cloud: RBD image vms/x_disk stays in Ceph'], said)
 
-        def boom(cloud, lab):
+        def boom(lab, ceph):
             raise cinder.base.CloudError('rbd: no\nanswer')
         self.patch(cinder, 'cleanup', boom)
         c.remove_rbd_images()

@@ -396,3 +396,189 @@ class TestDiskImage(testtools.TestCase):
             with self.host.disk_image(UUID):
                 pass
         self.assertRaises(access.HostAccessError, read)
+
+
+FAKE_RBD = r'''#!/bin/sh
+# rbd --id USER --conf CONF info|export [--no-progress] POOL/IMAGE [-]
+echo "$*" >> "$FAKE_RBD_DIR/calls"
+cmd=; spec=
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --id|--conf) shift 2 ;;
+    --no-progress|-) shift ;;
+    info|export) cmd=$1; shift ;;
+    *) spec=$1; shift ;;
+    esac
+done
+file="$FAKE_RBD_DIR/$(echo "$spec" | tr / _)"
+if [ ! -f "$file" ]; then
+    echo "rbd: error opening image ${spec#*/}: (2) No such file" \
+        "or directory" >&2
+    exit 2
+fi
+[ "$cmd" = info ] && exit 0
+if [ -f "$FAKE_RBD_DIR/epipe" ]; then
+    # As the real rbd: SIGPIPE ignored, EPIPE reported, exit 32.
+    trap '' PIPE
+    cat "$file" 2>/dev/null || {
+        echo "rbd: export error: (32) Broken pipe" >&2; exit 32; }
+    exit 0
+fi
+if [ -f "$FAKE_RBD_DIR/fail" ]; then
+    head -c 4096 "$file"
+    echo "rbd: export error: (5) Input/output error" >&2
+    exit 5
+fi
+exec cat "$file"
+'''
+
+
+class TestRbdReadBack(testtools.TestCase):
+    """An RBD image streamed by `rbd export` (a fake rbd on PATH) and cut
+    to the layout's length."""
+
+    def setUp(self):
+        super().setUp()
+        self.dir = self.useFixture(fixtures.TempDir()).path
+        bindir = os.path.join(self.dir, 'bin')
+        os.makedirs(bindir)
+        rbd = os.path.join(bindir, 'rbd')
+        with open(rbd, 'w') as f:
+            f.write(FAKE_RBD)
+        os.chmod(rbd, 0o755)
+        self.host = access.LabComputeHost(
+            'n1', ['env', 'PATH=%s:/usr/bin:/bin' % bindir,
+                   'FAKE_RBD_DIR=%s' % self.dir],
+            os.path.join(self.dir, 'libvirtd.log'),
+            instances_path=self.dir,
+            libvirtd_log_path=os.path.join(self.dir, 'libvirtd.log'))
+        self.image = access.RbdImage('vms', UUID + '_disk', 'admin',
+                                     '/etc/ceph/ceph.conf')
+        # 16 MiB that the reader cuts: more than a pipe holds, so that
+        # `rbd export` is still writing when head has read enough.
+        self.data = os.urandom(1 << 20) * 16
+        with open(os.path.join(self.dir, 'vms_%s_disk' % UUID), 'wb') as f:
+            f.write(self.data)
+
+    def _read(self, gzipped, length):
+        self.host.gzip_disk_stream = gzipped
+        with self.host.image(self.image, length) as image:
+            return image[:]
+
+    def test_streamed_and_cut_to_the_layout(self):
+        self.assertEqual(self.data[:12288], self._read(False, 12288))
+        with open(os.path.join(self.dir, 'calls')) as f:
+            calls = f.read().splitlines()
+        self.assertEqual(
+            ['--id admin --conf /etc/ceph/ceph.conf info vms/%s_disk' % UUID,
+             '--id admin --conf /etc/ceph/ceph.conf export --no-progress '
+             'vms/%s_disk -' % UUID], calls)
+
+    def test_streamed_gzipped_as_over_ssh(self):
+        self.assertEqual(self.data[:(1 << 20) + 5],
+                         self._read(True, (1 << 20) + 5))
+
+    def test_rbd_that_reports_the_broken_pipe_is_cut_not_failed(self):
+        # The real rbd ignores SIGPIPE: head's cut is its EPIPE, exit 32.
+        open(os.path.join(self.dir, 'epipe'), 'w').close()
+        self.assertEqual(self.data[:12288], self._read(False, 12288))
+        self.assertEqual(self.data[:8192], self._read(True, 8192))
+
+    def test_a_broken_pipe_without_a_cut_is_a_failure(self):
+        script = access._piped('producer', False, None, cut_status=(141, 32))
+        self.assertIn('case " 0  "', script)
+
+    def test_whole_image_without_a_length(self):
+        self.assertEqual(self.data, self._read(False, None))
+
+    def test_a_missing_image_is_an_error_not_an_empty_image(self):
+        self.image = access.RbdImage('vms', 'nothing_disk')
+        self.assertRaisesRegex(access.HostAccessError, 'No such file',
+                               self._read, False, 4096)
+
+    def test_a_failed_export_is_an_error_not_a_short_image(self):
+        open(os.path.join(self.dir, 'fail'), 'w').close()
+        self.assertRaisesRegex(access.HostAccessError, 'Input/output',
+                               self._read, True, 1 << 20)
+
+    def test_exists(self):
+        self.assertTrue(self.host.image_exists(self.image))
+        self.assertFalse(self.host.image_exists(
+            access.RbdImage('vms', 'nothing_disk')))
+
+    def test_qemu_spec(self):
+        self.assertEqual('rbd:vms/%s_disk:id=admin:conf=/etc/ceph/ceph.conf'
+                         % UUID, self.image.qemu_spec())
+
+
+class TestBlockDeviceReadBack(testtools.TestCase):
+
+    def test_script_reads_past_the_page_cache_and_cuts(self):
+        script = access.read_script(access.BlockDevice('/dev/vg/volume-1'),
+                                    True, 8192)
+        self.assertIn('test -b /dev/vg/volume-1', script)
+        self.assertIn('dd if=/dev/vg/volume-1 bs=1M iflag=direct', script)
+        self.assertIn('| head -c 8192 | gzip -1 -c', script)
+        self.assertIn('PIPESTATUS', script)
+
+    def test_a_file_is_not_a_block_device(self):
+        tmp = self.useFixture(fixtures.TempDir()).path
+        path = os.path.join(tmp, 'not-a-device')
+        with open(path, 'wb') as f:
+            f.write(b'x' * 4096)
+        host = _local_host(tmp)
+
+        def read():
+            with host.image(access.BlockDevice(path), 4096):
+                pass
+        self.assertRaisesRegex(access.HostAccessError, 'no block device',
+                               read)
+        self.assertFalse(host.image_exists(access.BlockDevice(path)))
+
+
+DOMAIN_XML = '''<domain type="qemu">
+  <uuid>%s</uuid>
+  <devices>
+    <disk type="network" device="disk">
+      <driver name="qemu" type="raw" cache="writeback"/>
+      <auth username="cinder"><secret type="ceph" uuid="5f0c"/></auth>
+      <source protocol="rbd" name="vms/%s_disk">
+        <host name="10.254.0.254" port="6789"/>
+      </source>
+      <target dev="vda" bus="virtio"/>
+    </disk>
+    <disk type="network" device="disk">
+      <source protocol="rbd" name="volumes/volume-6f1d"/>
+      <target dev="vdb" bus="virtio"/>
+      <serial>6f1d</serial>
+    </disk>
+    <disk type="block" device="disk">
+      <source dev="/dev/disk/by-path/ip-10.0.0.1:3260-iscsi-iqn-lun-1"/>
+      <target dev="vdc" bus="virtio"/>
+    </disk>
+    <disk type="file" device="disk">
+      <source file="/opt/stack/data/nova/instances/%s/disk.eph0"/>
+      <target dev="vdd" bus="virtio"/>
+    </disk>
+    <disk type="file" device="cdrom">
+      <target dev="sda" bus="sata"/>
+      <readonly/>
+    </disk>
+  </devices>
+</domain>''' % (UUID, UUID, UUID)
+
+
+class TestDomainDisks(testtools.TestCase):
+
+    def test_each_disk_by_its_target(self):
+        disks = access.domain_disks(DOMAIN_XML, 'admin', '/etc/ceph/c.conf')
+        self.assertEqual({
+            'vda': access.RbdImage('vms', UUID + '_disk', 'admin',
+                                   '/etc/ceph/c.conf'),
+            'vdb': access.RbdImage('volumes', 'volume-6f1d', 'admin',
+                                   '/etc/ceph/c.conf'),
+            'vdc': access.BlockDevice(
+                '/dev/disk/by-path/ip-10.0.0.1:3260-iscsi-iqn-lun-1'),
+            'vdd': access.FileImage(
+                '/opt/stack/data/nova/instances/%s/disk.eph0' % UUID),
+        }, disks)

@@ -77,6 +77,36 @@ class TestParse(testtools.TestCase):
         self.assertEqual((0, 9), (h.acks[6].source, h.acks[6].line))
         self.assertEqual((1, 2), (h.acks[7].source, h.acks[7].line))
 
+    def test_ack_cut_by_a_console_switch_is_counted(self):
+        # A live migration switched consoles while the guest printed the
+        # ACK of seq 6: the source's console ends in its start, the
+        # destination's begins after its lost end (seen on the lab cloud).
+        text = console(10)
+        start = text.index('MTP ACK 6 ')
+        line_end = text.index('\r\n', start)
+        for head in ('MTP ACK 6 ', text[start:line_end - 3]):
+            cut = start + len(head)
+            h = history.parse([text[:cut], text[line_end:]])
+            self.assertEqual(list(range(10)), [a.seq for a in h.acks])
+            self.assertTrue(h.ok, h.problems)
+            self.assertEqual(['cut-at-switch'], kinds(h.warnings))
+            self.assertEqual((0, 9), (h.warnings[0].source,
+                                      h.warnings[0].line))
+        # The end arrived after all: the line is the whole record again.
+        h = history.parse([text[:start + 12], text[start + 12:]])
+        self.assertEqual([], h.warnings)
+
+    def test_ack_cut_by_a_console_switch_must_be_the_next_ones(self):
+        # Not the start of the next write's ACK (another block), or a line
+        # cut inside one console: judged as before.
+        text = console(10)
+        start = text.index('MTP ACK 6 ')
+        line_end = text.index('\r\n', start)
+        h = history.parse([text[:start] + 'MTP ACK 6 9 ', text[line_end:]])
+        self.assertEqual(['malformed', 'gap'], kinds(h.problems))
+        h = history.parse(text[:start] + 'MTP ACK 6 ' + text[line_end:])
+        self.assertEqual(['malformed', 'gap'], kinds(h.problems))
+
     def test_locations_over_empty_sources_and_noise_split(self):
         # A line is located where it starts, even when its tag is in the
         # next source; empty sources hold no line.

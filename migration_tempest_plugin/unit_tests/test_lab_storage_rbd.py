@@ -82,7 +82,8 @@ class TestCephConf(testtools.TestCase):
         self.assertIn('[client.cinder]\n\tkey = QUJD\n', text)
         self.assertIn('\tcaps mon = "profile rbd"\n', text)
         self.assertIn('\tcaps osd = "profile rbd pool=volumes, profile rbd '
-                      'pool=vms, profile rbd-read-only pool=images"\n', text)
+                      'pool=volumes2, profile rbd pool=vms, profile '
+                      'rbd-read-only pool=images"\n', text)
         self.assertEqual('QUJD', rbd.parse_key(text))
         self.assertRaises(storage.StorageError, rbd.parse_key, '[x]\n')
 

@@ -101,3 +101,83 @@ class TestReadFromAnOffset(testtools.TestCase):
         self.assertEqual([2], libvirt_log.domain_calls(
             since, 'virDomainSuspend', UUID))
         self.assertEqual(2, len(libvirt_log.migrate_calls(whole, UUID)))
+
+
+# libvirtd 9.0's debug log of a block migration with a volume at vdb (the
+# lines seen in the lab, shortened), with another thread's call and
+# mirror in between.
+T = '2026-12-06 20:53:08.057+0000'
+BLOCK_LOG = '\n'.join([
+    '%s: 2928: debug : virDomainMigratePerform3Params:5378 : dom=0x5, '
+    '(VM: name=instance-1, uuid=%s), dconnuri=qemu+tcp://c2/system, '
+    'params=0x7, nparams=3, cookiein=(nil), flags=0x9b' % (T, UUID),
+    '%s: 2928: debug : virDomainMigratePerform3Params:5382 : '
+    'params["bandwidth"]=(ullong)0' % T,
+    '%s: 2931: debug : virDomainMigratePerform3Params:5382 : '
+    'params["migrate_disks"]=(string)vdz' % T,
+    '%s: 2928: debug : virDomainMigratePerform3Params:5382 : '
+    'params["migrate_uri"]=(string)tcp://c2' % T,
+    '%s: 2928: debug : virDomainMigratePerform3Params:5382 : '
+    'params["migrate_disks"]=(string)vda' % T,
+    '%s: 2928: debug : qemuMigrationParamsFromFlags:616 : Enabling '
+    'migration capability \'return-path\'' % T,
+    '%s: 2928: debug : qemuMigrationSrcPerform:6226 : nmigrate_disks=1, '
+    'migrate_disks=0x7f4f540b5070, flags=0x9b' % T,
+    '%s: 2931: info : qemuMonitorSend:861 : QEMU_MONITOR_SEND_MSG: '
+    'mon=0x9 msg={"execute":"blockdev-mirror","arguments":{"job-id":'
+    '"drive-virtio-disk1","device":"libvirt-2-format","target":'
+    '"migration-vdb-format","sync":"top"},"id":"libvirt-9"}' % T,
+    '%s: 2928: info : qemuMonitorSend:861 : QEMU_MONITOR_SEND_MSG: '
+    'mon=0x7 msg={"execute":"blockdev-mirror","arguments":{"job-id":'
+    '"drive-virtio-disk0","device":"libvirt-1-format","target":'
+    '"migration-vda-format","speed":33554432,"sync":"top",'
+    '"auto-finalize":true,"auto-dismiss":false},"id":"libvirt-421"}' % T,
+    '%s: 2928: info : qemuMonitorSend:861 : QEMU_MONITOR_SEND_MSG: '
+    'mon=0x7 msg={"execute":"blockdev-mirror","arguments":{"job-id":'
+    '"drive-virtio-disk0","target":"migration-vda-format"},'
+    '"id":"libvirt-422"}' % T,
+    '%s: 2928: debug : virDomainMigratePerform3Params:5378 : dom=0x6, '
+    '(VM: name=instance-2, uuid=%s), dconnuri=qemu+tcp://c2/system, '
+    'params=0x8, nparams=2, flags=0x9b' % (T, OTHER),
+    '%s: 2928: info : qemuMonitorSend:861 : QEMU_MONITOR_SEND_MSG: '
+    'mon=0x8 msg={"execute":"blockdev-mirror","arguments":{"target":'
+    '"migration-vdc-format"}}' % T,
+])
+
+
+class TestCopiedDisks(testtools.TestCase):
+
+    def call(self, uuid=UUID, text=BLOCK_LOG):
+        return libvirt_log.migrate_calls(text, uuid)[-1]
+
+    def test_migrate_disks_of_the_call_only(self):
+        self.assertEqual(['vda'], libvirt_log.migrate_disks(
+            BLOCK_LOG, self.call()))
+
+    def test_every_parameter_in_order(self):
+        self.assertEqual({'bandwidth': ['0'], 'migrate_uri': ['tcp://c2'],
+                          'migrate_disks': ['vda']},
+                         libvirt_log.call_params(BLOCK_LOG, self.call()))
+
+    def test_mirrors_of_the_calls_thread_until_its_next_call(self):
+        self.assertEqual(['vda'], libvirt_log.mirrored_disks(
+            BLOCK_LOG, self.call()))
+        self.assertEqual(['vdc'], libvirt_log.mirrored_disks(
+            BLOCK_LOG, self.call(OTHER)))
+
+    def test_no_migrate_disks_and_no_mirror(self):
+        # A live migration without a disk copy (shared or volume-backed).
+        text = BLOCK_LOG.splitlines()[0] + '\n' + BLOCK_LOG.splitlines()[1]
+        call = self.call(text=text)
+        self.assertEqual([], libvirt_log.migrate_disks(text, call))
+        self.assertEqual([], libvirt_log.mirrored_disks(text, call))
+
+    def test_drive_mirror_names_the_alias(self):
+        text = '\n'.join([
+            BLOCK_LOG.splitlines()[0],
+            '%s: 2928: info : qemuMonitorSend:861 : QEMU_MONITOR_SEND_MSG: '
+            'mon=0x7 msg={"execute":"drive-mirror","arguments":{"device":'
+            '"drive-virtio-disk0","target":"nbd:c2:49153:exportname='
+            'drive-virtio-disk0","sync":"full"}}' % T])
+        self.assertEqual(['drive-virtio-disk0'], libvirt_log.mirrored_disks(
+            text, self.call(text=text)))

@@ -4,6 +4,7 @@ which migrations its cleanup aborts."""
 from tempest.lib import exceptions as lib_exc
 import testtools
 
+from migration_tempest_plugin import storage_modes
 from migration_tempest_plugin.tests import base
 
 
@@ -54,3 +55,28 @@ class TestAbortable(testtools.TestCase):
                  {'id': 4, 'status': 'running (post-copy)'},
                  {'id': 5, 'status': 'completed'}]
         self.assertEqual([1, 2, 3], [m['id'] for m in base.abortable(found)])
+
+
+class TestStorageKinds(testtools.TestCase):
+    """What each [migration] storage means to the tests through nova."""
+
+    def test_every_storage_choice_has_a_kind(self):
+        for kind, _help in storage_modes.plugin_kinds():
+            self.assertIn(kind, storage_modes.PLUGIN_KINDS)
+
+    def test_nova_counts_rbd_disks_as_shared_not_its_instance_folders(self):
+        self.assertEqual(
+            [(False, False), (True, True), (True, False)],
+            [(storage_modes.shared_disks(k),
+              storage_modes.shared_instances_path(k))
+             for k in ('local', 'nfs', 'rbd')])
+        self.assertEqual('rbd', storage_modes.plugin_kind('rbd').disks_in)
+        self.assertRaises(storage_modes.UnknownMode,
+                          storage_modes.plugin_kind, 'ceph')
+
+    def test_console_artefacts_follow_the_instances_path(self):
+        # Two hosts write one console.log only on a shared instances path.
+        self.assertEqual(('gap',), base.console_artefacts('local'))
+        self.assertEqual(('gap',), base.console_artefacts('rbd'))
+        self.assertEqual(base.SHARED_CONSOLE_ARTEFACTS,
+                         base.console_artefacts('nfs'))

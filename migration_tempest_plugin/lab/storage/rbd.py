@@ -74,8 +74,11 @@ MGR_ID = 'x'
 
 VMS_POOL = 'vms'
 VOLUMES_POOL = 'volumes'
+# cinder's second back end: between two pools RBD's own volume migration
+# refuses an attached volume, so cinder moves it through nova's swap.
+VOLUMES2_POOL = 'volumes2'
 IMAGES_POOL = 'images'
-POOLS = (VMS_POOL, VOLUMES_POOL, IMAGES_POOL)
+POOLS = (VMS_POOL, VOLUMES_POOL, VOLUMES2_POOL, IMAGES_POOL)
 PG_NUM = 8
 
 ADMIN = 'admin'
@@ -84,8 +87,8 @@ CLIENTS = (ADMIN, CINDER)
 CLIENT_CAPS = {
     CINDER: ('mon', 'profile rbd',
              'osd', 'profile rbd pool=%s, profile rbd pool=%s, '
-                    'profile rbd-read-only pool=%s' % (
-                        VOLUMES_POOL, VMS_POOL, IMAGES_POOL)),
+                    'profile rbd pool=%s, profile rbd-read-only pool=%s' % (
+                        VOLUMES_POOL, VOLUMES2_POOL, VMS_POOL, IMAGES_POOL)),
 }
 # The user the lab's own disks use (the secret holds its key).
 DISK_USER = CINDER
@@ -438,6 +441,8 @@ def _clients_up(lab):
     for client, caps in CLIENT_CAPS.items():
         path = host_keyring(lab, client)
         if os.path.exists(path):
+            # A cluster an older lab made: its caps as this one needs them.
+            ceph(lab, 'auth', 'caps', 'client.' + client, *caps)
             continue
         ceph(lab, 'auth', 'get-or-create', 'client.' + client, *caps,
              '-o', path)

@@ -7,6 +7,7 @@ from tempest import config
 from tempest.lib import decorators
 from tempest.lib import exceptions as lib_exc
 
+from migration_tempest_plugin import storage_modes
 from migration_tempest_plugin.tests import base
 
 CONF = config.CONF
@@ -37,9 +38,11 @@ class LiveMigrationIntegrityTest(base.MigrationIntegrityTestBase):
     def test_block_migration_keeps_acknowledged_writes(self):
         """block_migration=true on local storage: the disk is copied
         (NON_SHARED_INC) while the guest writes."""
-        if CONF.migration.storage != 'local':
-            raise self.skipException('a block migration needs [migration] '
-                                     'storage = local')
+        if storage_modes.shared_disks(CONF.migration.storage):
+            raise self.skipException(
+                'a block migration needs local instance disks; nova refuses '
+                'it on [migration] storage = %s, whose disks it counts as '
+                'shared' % CONF.migration.storage)
         server, recorder = self.create_integrity_server()
         self.live_migrate(server['id'], self.dest, True)
         self.audit_flags(server['id'], self.source,
@@ -119,8 +122,10 @@ class SynchronousPreCheckRefusalTest(base.MigrationIntegrityTestBase):
         """The seed's unsafe case through nova's front door: a block
         migration on shared storage would copy the disk over itself; nova
         must refuse it and the guest must keep every write."""
-        if CONF.migration.storage != 'nfs':
-            raise self.skipException('needs [migration] storage = nfs')
+        if not storage_modes.shared_disks(CONF.migration.storage):
+            raise self.skipException('needs instance disks that nova counts '
+                                     'as shared ([migration] storage = nfs '
+                                     'or rbd)')
         self._assert_refused(True, BLOCK_ON_SHARED)
 
     @decorators.attr(type=['negative', 'multinode'])
@@ -128,6 +133,7 @@ class SynchronousPreCheckRefusalTest(base.MigrationIntegrityTestBase):
     def test_live_migration_without_shared_storage_refused(self):
         """block_migration=false on local storage: the destination has no
         disk, so nova must refuse before libvirt is asked."""
-        if CONF.migration.storage != 'local':
-            raise self.skipException('needs [migration] storage = local')
+        if storage_modes.shared_disks(CONF.migration.storage):
+            raise self.skipException('needs local instance disks '
+                                     '([migration] storage = local)')
         self._assert_refused(False, LIVE_WITHOUT_SHARED)

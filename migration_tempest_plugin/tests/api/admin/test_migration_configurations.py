@@ -6,6 +6,7 @@ libvirtd log must be nova's policy for that configuration."""
 from tempest import config
 from tempest.lib import decorators
 
+from migration_tempest_plugin import storage_modes
 from migration_tempest_plugin.tests import base
 
 CONF = config.CONF
@@ -31,10 +32,11 @@ class TunnelledLiveMigrationTest(_ConfigurationTestBase):
     @decorators.idempotent_id('375a1f01-7ea4-48a9-b90d-982f3116b8c4')
     def test_tunnelled_live_migration_keeps_acknowledged_writes(self):
         """On shared storage a tunnelled migration copies only memory."""
-        if CONF.migration.storage != 'nfs':
-            raise self.skipException('needs [migration] storage = nfs; on '
-                                     'local storage nova cannot tunnel a '
-                                     'block migration')
+        if not storage_modes.shared_disks(CONF.migration.storage):
+            raise self.skipException('needs instance disks that nova counts '
+                                     'as shared ([migration] storage = nfs '
+                                     'or rbd); on local storage nova cannot '
+                                     'tunnel a block migration')
         self._assert_migrates_intact()
 
     @decorators.attr(type=['negative', 'multinode'])
@@ -46,8 +48,9 @@ class TunnelledLiveMigrationTest(_ConfigurationTestBase):
         the guest runs on at its source with every write.  What nova then
         does with the instance's status is recorded (assert_back_on_source).
         """
-        if CONF.migration.storage != 'local':
-            raise self.skipException('needs [migration] storage = local')
+        if storage_modes.shared_disks(CONF.migration.storage):
+            raise self.skipException('needs local instance disks '
+                                     '([migration] storage = local)')
         server, recorder = self.create_integrity_server()
         self.start_live_migration(server['id'], self.dest, 'auto')
         ended = self.wait_for_migration_end(server['id'])

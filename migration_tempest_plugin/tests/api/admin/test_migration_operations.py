@@ -24,6 +24,7 @@ from tempest.lib import exceptions as lib_exc
 
 from migration_tempest_plugin import flags
 from migration_tempest_plugin.hosts import libvirt_log
+from migration_tempest_plugin import storage_modes
 from migration_tempest_plugin.tests import base
 
 CONF = config.CONF
@@ -116,9 +117,10 @@ class PostCopyForceCompleteTest(base.MigrationIntegrityTestBase):
         """With post-copy permitted, force-complete switches a migration in
         its memory phase to post-copy (the guest runs on the destination
         while its memory is fetched from the source); no write is lost."""
-        if CONF.migration.storage != 'nfs':
+        if not storage_modes.shared_disks(CONF.migration.storage):
             raise self.skipException(
-                'needs [migration] storage = nfs: a block migration copies '
+                'needs instance disks that nova counts as shared '
+                '([migration] storage = nfs or rbd): a block migration copies '
                 'the disk before any memory, and QEMU refuses the switch '
                 'until then (test_force_complete_during_disk_copy_'
                 'keeps_acknowledged_writes)')
@@ -166,9 +168,10 @@ class PostCopyForceCompleteTest(base.MigrationIntegrityTestBase):
         nothing to end by FORCE_COMPLETE_GRACE is aborted, as an operator
         would.
         """
-        if CONF.migration.storage != 'local':
-            raise self.skipException('needs [migration] storage = local '
-                                     '(a disk copy)')
+        if storage_modes.shared_disks(CONF.migration.storage):
+            raise self.skipException('needs local instance disks '
+                                     '([migration] storage = local: a disk '
+                                     'copy)')
         server, recorder = self.create_integrity_server()
         source, dest = self.source, self.dest
         self.start_live_migration(server['id'], dest)

@@ -21,6 +21,7 @@ The console is read from the guest's console log on the compute hosts
 """
 
 import json
+import shlex
 
 from oslo_log import log as logging
 from tempest.common import compute
@@ -29,6 +30,7 @@ from tempest import config
 from tempest.lib.common.utils import test_utils
 from tempest.lib import decorators
 
+from migration_tempest_plugin import storage_modes
 from migration_tempest_plugin.tests import base
 
 CONF = config.CONF
@@ -39,8 +41,9 @@ class MoveIntegrityTestBase(base.MigrationIntegrityTestBase):
     """A writing guest moved by an operation that reboots it."""
 
     @property
-    def shared_storage(self):
-        return CONF.migration.storage != 'local'
+    def shared_disks(self):
+        """nova counts the instance disks as shared (nfs, rbd)."""
+        return storage_modes.shared_disks(CONF.migration.storage)
 
     # -- runs -----------------------------------------------------------------
 
@@ -94,11 +97,10 @@ class MoveIntegrityTestBase(base.MigrationIntegrityTestBase):
         return self.wait_for_new_run(recorder, runs)
 
     def disk_size(self, host, server_id):
-        """Virtual size of the instance's root disk on `host` (bytes)."""
-        out = self.hosts[host].execute(
-            ['qemu-img', 'info', '-U', '--output', 'json',
-             self.hosts[host].instance_disk(server_id)])
-        return json.loads(out)['virtual-size']
+        """Virtual size of the instance's root disk (bytes), as `host`
+        sees it where it lives (disk_source)."""
+        return self.hosts[host].image_virtual_size(
+            self.disk_source(server_id, 'disk', host))
 
 
 class ColdMigrationIntegrityTest(MoveIntegrityTestBase):
@@ -300,15 +302,18 @@ class EvacuateIntegrityTest(MoveIntegrityTestBase):
     @decorators.attr(type='multinode')
     @decorators.idempotent_id('4a2c6e8f-1b3d-4f5a-9c7e-2d4f6a8b0c13')
     def test_evacuate_keeps_shared_disk(self):
-        """On shared storage the guest comes back on the other host with
-        its disk and every acknowledged write, and the failed host's
-        compute, when it comes back, does not delete that disk
-        (#1550919, #2085975)."""
-        if not self.shared_storage:
-            raise self.skipException('needs shared instance storage; on '
-                                     'local storage evacuate rebuilds from '
-                                     'the image (test_evacuate_rebuilds_'
-                                     'local_disk_from_image)')
+        """On storage whose disks nova counts as shared (nfs, rbd: nova's
+        instance_on_disk) the guest comes back on the other host with its
+        disk and every acknowledged write, and the failed host's compute,
+        when it comes back, does not delete that disk (#1550919,
+        #2085975; on rbd #1314526)."""
+        if not storage_modes.shared_disks(CONF.migration.storage):
+            raise self.skipException('needs instance disks that nova counts '
+                                     'as shared ([migration] storage = nfs '
+                                     'or rbd); on local storage evacuate '
+                                     'rebuilds from the image (test_'
+                                     'evacuate_rebuilds_local_disk_from_'
+                                     'image)')
         server, recorder = self.boot_writing_server(self.source)
         service = self._fail_host(self.source, server['id'], recorder)
         self.admin_servers.evacuate_server(server['id'], host=self.dest)
@@ -319,8 +324,8 @@ class EvacuateIntegrityTest(MoveIntegrityTestBase):
         self._recover_host(self.source, service['id'])
         self.assertFalse(self.hosts[self.source].has_domain(server['id']),
                          'the failed host kept a domain of %s' % server['id'])
-        self.assertTrue(self.hosts[self.dest].has_file(
-            self.hosts[self.dest].instance_disk(server['id'])),
+        self.assertTrue(self.hosts[self.dest].image_exists(
+            self.disk_source(server['id'], 'disk', self.dest)),
             'the disk of %s is gone after the failed host came back'
             % server['id'])
         runs = self.wait_for_new_run(recorder, 1, acks=base.ACKS_AFTER * 2)
@@ -334,8 +339,9 @@ class EvacuateIntegrityTest(MoveIntegrityTestBase):
         other host: none of the old disk's writes may appear there, the
         guest writes on its new disk, and the failed host's compute removes
         the old guest when it comes back."""
-        if self.shared_storage:
-            raise self.skipException('needs local instance storage')
+        if storage_modes.shared_disks(CONF.migration.storage):
+            raise self.skipException('needs local instance disks '
+                                     '([migration] storage = local)')
         server, recorder = self.boot_writing_server(self.source)
         service = self._fail_host(self.source, server['id'], recorder)
         self.admin_servers.evacuate_server(server['id'], host=self.dest)
@@ -407,7 +413,7 @@ class LiveMigrationHardRebootTest(MoveIntegrityTestBase):
         """After a live migration (block_migration=auto), a hard reboot
         finds the disk that was moved, not a new or a missing one
         (#2080436), and every acknowledged write of both boots is on it."""
-        if (not self.shared_storage and not
+        if (not self.shared_disks and not
                 CONF.compute_feature_enabled.
                 block_migration_for_live_migration):
             raise self.skipException('[compute-feature-enabled] '
@@ -461,11 +467,16 @@ class SeveralDisksIntegrityTest(MoveIntegrityTestBase):
     def _config_drive_uuid(self, host, server_id):
         """The instance uuid that the config drive on `host` holds, or what
         is wrong with it."""
-        path = self.hosts[host].instance_dir(server_id) + '/disk.config'
+        # Through a raw copy on the host: on rbd the config drive is an
+        # RBD image (nova imports it), elsewhere a file.
+        spec = self.disk_source(server_id, 'disk.config', host).qemu_spec()
         out = self.hosts[host].execute(['sh', '-c', (
-            'isoinfo -i {p} -R -x /openstack/latest/meta_data.json '
-            '2>/dev/null || echo "no ISO 9660 image: $(file -b {p})"'
-        ).format(p=path)])
+            'set -e; t=$(mktemp /var/tmp/mtp-cd.XXXXXX); '
+            'trap \'rm -f "$t"\' EXIT; '
+            'qemu-img convert -U -O raw {p} "$t"; '
+            'isoinfo -i "$t" -R -x /openstack/latest/meta_data.json '
+            '2>/dev/null || echo "no ISO 9660 image: $(file -b "$t")"'
+        ).format(p=shlex.quote(spec))])
         if not out.startswith('{'):
             return 'the config drive on %s: %s' % (host, out.strip())
         return json.loads(out)['uuid']
@@ -473,8 +484,8 @@ class SeveralDisksIntegrityTest(MoveIntegrityTestBase):
     def _assert_every_disk(self, server_id, recorder, host,
                            config_drive=True):
         for name in ('disk', 'disk.eph0', 'disk.swap', 'disk.config'):
-            self.assertTrue(self.hosts[host].has_file(
-                self.hosts[host].instance_dir(server_id) + '/' + name),
+            self.assertTrue(self.hosts[host].image_exists(
+                self.disk_source(server_id, name, host)),
                 '%s of %s is missing on %s' % (name, server_id, host))
         if config_drive:
             self.assertEqual(server_id,
@@ -484,9 +495,10 @@ class SeveralDisksIntegrityTest(MoveIntegrityTestBase):
                            disk=self.EPHEMERAL[0], tag=self.EPHEMERAL[1])
 
     def _skip_unless_block_migration(self):
-        if self.shared_storage:
+        if self.shared_disks:
             raise self.skipException('a block migration needs local '
-                                     'storage')
+                                     'instance disks ([migration] storage '
+                                     '= local)')
         if not CONF.compute_feature_enabled.block_migration_for_live_migration:
             raise self.skipException('[compute-feature-enabled] '
                                      'block_migration_for_live_migration '
