@@ -15,13 +15,16 @@
 # MIGRATION_TEMPEST_SLICE chooses per mode (ignored with TEMPEST_REGEX):
 #   all    every test in every mode (the default when
 #          MIGRATION_TEMPEST_STORAGE names the modes)
-#   ci     (the default otherwise, which CI runs) local: every test;
-#          shared: all but the volume tests (the volumes are in Ceph on
-#          every mode; on shared only the root disk differs, which the
-#          live tests cover); rbd: the tests where the disk's home changes
-#          what nova and libvirt do (live, cold, resize, evacuate, shelve,
-#          volumes), not the option tests, which change the migration
-#          stream, not where the disk lives
+#   ci     (the default otherwise, which CI runs) each mode but what
+#          *_REST names, which runs the same road in another mode:
+#          local: the volume-backed live migration (no instance disk, and
+#          an instances path of each host's own: rbd runs it so);
+#          shared: the volume tests (the volumes are in Ceph on every mode,
+#          and only the root disk differs, which the live tests cover);
+#          rbd: the option tests (they change the migration stream, not
+#          where the disk lives, and run on local and shared) and the
+#          variants of live and cold migration whose RBD path a test that
+#          stays takes (auto live, cold confirm and revert)
 #   rest   what ci leaves out (tox -e tempest-rest)
 # The tests run one at a time: some reconfigure and restart nova-compute on
 # both hosts, and two migrations at once would share two busy cores.
@@ -35,8 +38,12 @@
 # under tox's env dir), never in the repository, whose .stestr.conf is the
 # unit tests'.
 set -eu
-VOLUME_TESTS='test_volume_operations'
-OPTION_TESTS='test_migration_configurations|test_migration_operations'
+LOCAL_REST='VolumeBackedLiveMigrationTest'
+SHARED_REST='test_volume_operations'
+RBD_REST='test_migration_configurations|test_migration_operations'\
+'|test_paused_guest_migrates_intact|test_there_and_back_again'\
+'|test_cold_migration_of_stopped_server|test_live_then_cold_migration_back'\
+'|test_cold_migration_moves_every_disk'
 
 # plugin_regex [SELECTION]: tempest run's --regex for the plugin's tests
 # that SELECTION matches (all of them when empty).  tempest run discovers
@@ -61,11 +68,13 @@ plugin_except() {
 # mode_regex SLICE MODE: the --regex for MODE in SLICE (nothing: no test).
 mode_regex() {
     case "$1:$2" in
-    all:*|ci:local) plugin_regex '' ;;
-    ci:shared) plugin_except "$VOLUME_TESTS" ;;
-    ci:rbd) plugin_except "$OPTION_TESTS" ;;
-    rest:shared) plugin_regex "$VOLUME_TESTS" ;;
-    rest:rbd) plugin_regex "$OPTION_TESTS" ;;
+    all:*) plugin_regex '' ;;
+    ci:local) plugin_except "$LOCAL_REST" ;;
+    ci:shared) plugin_except "$SHARED_REST" ;;
+    ci:rbd) plugin_except "$RBD_REST" ;;
+    rest:local) plugin_regex "$LOCAL_REST" ;;
+    rest:shared) plugin_regex "$SHARED_REST" ;;
+    rest:rbd) plugin_regex "$RBD_REST" ;;
     esac
 }
 

@@ -147,25 +147,35 @@ class TestSlices(testtools.TestCase):
     def test_ci_slice_by_default(self):
         regexes, lines = self.run_modes()
         self.assertEqual(['local', 'shared', 'rbd'], list(regexes))
-        self.assertEqual('migration_tempest_plugin', regexes['local'])
+        self.assertEqual(r'^(?=migration_tempest_plugin\.)'
+                         r'(?!.*(?:VolumeBackedLiveMigrationTest))',
+                         regexes['local'])
         self.assertEqual(r'^(?=migration_tempest_plugin\.)'
                          r'(?!.*(?:test_volume_operations))',
                          regexes['shared'])
-        self.assertEqual(r'^(?=migration_tempest_plugin\.)(?!.*(?:'
-                         r'test_migration_configurations|'
-                         r'test_migration_operations))', regexes['rbd'])
+        self.assertTrue(regexes['rbd'].startswith(
+            r'^(?=migration_tempest_plugin\.)(?!.*(?:'
+            r'test_migration_configurations|test_migration_operations|'
+            r'test_paused_guest_migrates_intact|'), regexes['rbd'])
         # Up once per mode (a switch after the first), down at the end.
         self.assertEqual('lab cloud down --state-dir %s' % self.dir,
                          [x for x in lines if x.startswith('lab')][-1])
 
-    def test_rest_skips_local_and_named_modes_run_everything(self):
+    def test_rest_and_named_modes(self):
         regexes, _ = self.run_modes(MIGRATION_TEMPEST_SLICE='rest')
-        self.assertEqual(['shared', 'rbd'], list(regexes))
+        self.assertEqual(['local', 'shared', 'rbd'], list(regexes))
+        self.assertIn('(?:VolumeBackedLiveMigrationTest)', regexes['local'])
         self.assertIn('(?:test_volume_operations)', regexes['shared'])
         self.assertIn('test_migration_operations', regexes['rbd'])
         os.unlink(self.log)
         regexes, _ = self.run_modes(MIGRATION_TEMPEST_STORAGE='rbd')
         self.assertEqual({'rbd': 'migration_tempest_plugin'}, regexes)
+        # TEMPEST_REGEX wins over the slice, in every mode.
+        os.unlink(self.log)
+        regexes, _ = self.run_modes(MIGRATION_TEMPEST_SLICE='rest',
+                                    TEMPEST_REGEX='Abort')
+        self.assertEqual({r'^(?=migration_tempest_plugin\.).*(?:Abort)'},
+                         set(regexes.values()))
 
     def test_unknown_slice_is_refused(self):
         result = subprocess.run(['sh', SCRIPT], env=dict(
