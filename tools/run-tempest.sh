@@ -8,17 +8,26 @@
 #                            (local, shared, rbd: nova's disks in Ceph),
 #                            switched to that instance storage (its computes
 #                            restart) and tested; taken down at the end
-# TEMPEST_REGEX narrows the plugin's tests (default: all of them).
+# TEMPEST_REGEX narrows the plugin's tests (default: all of them, in each
+# mode).
 #
-# Unset, MIGRATION_TEMPEST_STORAGE runs all three modes, and on rbd only the
-# tests where the disk's home changes what nova and libvirt do (live, cold,
-# resize, evacuate, shelve, volumes: RBD_SLICE).  The option tests change
-# the migration stream, not where the disk lives, and run on local and
-# shared; the three modes in full take longer than CI's hour.  Name a mode
-# (MIGRATION_TEMPEST_STORAGE=rbd) to run every test on it; tox -e
-# tempest-rbd-options runs the rest on rbd.  The tests
-# run one at a time: some reconfigure and restart nova-compute on both
-# hosts, and two migrations at once would share two busy cores.
+# The three modes in full take longer than CI's hour, so on the lab cloud
+# MIGRATION_TEMPEST_SLICE chooses per mode (ignored with TEMPEST_REGEX):
+#   all    every test in every mode (the default when
+#          MIGRATION_TEMPEST_STORAGE names the modes)
+#   ci     (the default otherwise, which CI runs) each mode but what
+#          *_REST names, which runs the same road in another mode:
+#          local: the volume-backed live migration (no instance disk, and
+#          an instances path of each host's own: rbd runs it so);
+#          shared: the volume tests (the volumes are in Ceph on every mode,
+#          and only the root disk differs, which the live tests cover);
+#          rbd: the option tests (they change the migration stream, not
+#          where the disk lives, and run on local and shared) and the
+#          variants of live and cold migration whose RBD path a test that
+#          stays takes (auto live, cold confirm and revert)
+#   rest   what ci leaves out (tox -e tempest-rest)
+# The tests run one at a time: some reconfigure and restart nova-compute on
+# both hosts, and two migrations at once would share two busy cores.
 #
 # tempest run discovers tests through the .stestr.conf of the folder it
 # runs in, and writes one only when there is none: one written by another
@@ -29,7 +38,12 @@
 # under tox's env dir), never in the repository, whose .stestr.conf is the
 # unit tests'.
 set -eu
-RBD_SLICE='test_live_migration_integrity|test_move_operations|test_volume_operations'
+LOCAL_REST='VolumeBackedLiveMigrationTest'
+SHARED_REST='test_volume_operations'
+RBD_REST='test_migration_configurations|test_migration_operations'\
+'|test_paused_guest_migrates_intact|test_there_and_back_again'\
+'|test_cold_migration_of_stopped_server|test_live_then_cold_migration_back'\
+'|test_cold_migration_moves_every_disk'
 
 # plugin_regex [SELECTION]: tempest run's --regex for the plugin's tests
 # that SELECTION matches (all of them when empty).  tempest run discovers
@@ -44,6 +58,25 @@ plugin_regex() {
     fi
 }
 regex=$(plugin_regex "${TEMPEST_REGEX:-}")
+
+# plugin_except SELECTION: the --regex for the plugin's tests that
+# SELECTION does not match.
+plugin_except() {
+    printf '%s\n' "^(?=migration_tempest_plugin\\.)(?!.*(?:$1))"
+}
+
+# mode_regex SLICE MODE: the --regex for MODE in SLICE (nothing: no test).
+mode_regex() {
+    case "$1:$2" in
+    all:*) plugin_regex '' ;;
+    ci:local) plugin_except "$LOCAL_REST" ;;
+    ci:shared) plugin_except "$SHARED_REST" ;;
+    ci:rbd) plugin_except "$RBD_REST" ;;
+    rest:local) plugin_regex "$LOCAL_REST" ;;
+    rest:shared) plugin_regex "$SHARED_REST" ;;
+    rest:rbd) plugin_regex "$RBD_REST" ;;
+    esac
+}
 
 # The python that runs the tempest on PATH.
 tempest_python() {
@@ -102,14 +135,30 @@ if migration-lab cloud status --state-dir "$state" >/dev/null 2>&1; then
     exit $?
 fi
 
-storage_modes=${MIGRATION_TEMPEST_STORAGE:-local shared rbd}
-for mode in $storage_modes; do
+if [ -n "${MIGRATION_TEMPEST_STORAGE:-}" ]; then
+    slice=${MIGRATION_TEMPEST_SLICE:-all}
+else
+    slice=${MIGRATION_TEMPEST_SLICE:-ci}
+fi
+case $slice in
+all|ci|rest) ;;
+*) echo "tempest: MIGRATION_TEMPEST_SLICE: unknown slice '$slice'" \
+        "(all, ci or rest)" >&2
+   exit 2 ;;
+esac
+storage_modes=
+for mode in ${MIGRATION_TEMPEST_STORAGE:-local shared rbd}; do
     case $mode in
     local|shared|rbd) ;;
     *) echo "tempest: MIGRATION_TEMPEST_STORAGE: unknown storage" \
             "'$mode' (local, shared or rbd)" >&2
        exit 2 ;;
     esac
+    # A mode where the slice has no test is not brought up.
+    if [ -n "${TEMPEST_REGEX:-}" ] || [ -n "$(mode_regex "$slice" "$mode")" ]
+    then
+        storage_modes="$storage_modes $mode"
+    fi
 done
 # Whatever happens next, leave the machine as it was found.
 trap 'migration-lab cloud down --state-dir "$state" >/dev/null 2>&1 || true' EXIT
@@ -124,12 +173,9 @@ for mode in $storage_modes; do
     mkdir -p "$workspace/reports"
     started=$(date +%s)
     mode_rc=0
-    regex=$(plugin_regex "${TEMPEST_REGEX:-}")
-    if [ "$mode" = rbd ] && [ -z "${MIGRATION_TEMPEST_STORAGE:-}" ] &&
-            [ -z "${TEMPEST_REGEX:-}" ]; then
-        echo "tempest: on rbd, the tests where the disk's home matters:" \
-            "$RBD_SLICE"
-        regex=$(plugin_regex "$RBD_SLICE")
+    if [ -z "${TEMPEST_REGEX:-}" ]; then
+        regex=$(mode_regex "$slice" "$mode")
+        echo "tempest: $slice slice on $mode: --regex '$regex'"
     fi
     run_suite "$@" || mode_rc=$?
     took=$(( $(date +%s) - started ))

@@ -324,15 +324,18 @@ class Cloud:
                                               in changed))
         rabbitmq.wait(self, s)
         apis.wait(self, s, 'keystone')
-        self.bootstrap('catalog', {
-            'domain': cfg.DOMAIN, 'region': cfg.REGION,
-            'service_project': cfg.SERVICE_PROJECT,
-            'service_users': list(cfg.SERVICE_USERS),
-            'service_password': s.secrets['service'],
-            'member_project': cfg.MEMBER_PROJECT,
-            'member_user': cfg.MEMBER_USER,
-            'member_password': s.secrets['member'],
-            'catalog': cfg.catalog(s)})
+        # A switch of storage changes no project, user, endpoint, image or
+        # flavor: the cloud that is up has them.
+        if not switching:
+            self.bootstrap('catalog', {
+                'domain': cfg.DOMAIN, 'region': cfg.REGION,
+                'service_project': cfg.SERVICE_PROJECT,
+                'service_users': list(cfg.SERVICE_USERS),
+                'service_password': s.secrets['service'],
+                'member_project': cfg.MEMBER_PROJECT,
+                'member_user': cfg.MEMBER_USER,
+                'member_password': s.secrets['member'],
+                'catalog': cfg.catalog(s)})
         # The conductor and the scheduler authenticate as nova at start.
         nova.start_control(self, s, restart='nova' in changed)
         cinder_started = time.monotonic()
@@ -360,24 +363,8 @@ class Cloud:
             with concurrent.futures.ThreadPoolExecutor(len(switched)) as pool:
                 list(pool.map(lambda name: nova.restart_compute(self, name),
                               switched))
-        ids = self.bootstrap('images', {
-            'image_names': cfg.IMAGE_NAMES, 'kernel': guest.kernel,
-            'ramdisk': guest.initrd, 'disk': disk,
-            # A second agent writes the ephemeral disk of a flavor that has
-            # one (vdb); without a vdb the guest notes it and goes on.
-            'cmdline': guest.cmdline + ' ' + guestlib.SECOND_DISK_OPTION,
-            'flavors': {
-                'guest': {'name': cfg.FLAVOR_NAME, 'ram': 128, 'vcpus': 1,
-                          'disk': 1},
-                'alt': {'name': cfg.FLAVOR_ALT_NAME, 'ram': 192, 'vcpus': 1,
-                        'disk': 1},
-                # A resize that grows the root disk.
-                'bigger': {'name': cfg.FLAVOR_BIGGER_NAME, 'ram': 128,
-                           'vcpus': 1, 'disk': 2},
-                # Several disks per guest: ephemeral and swap beside root.
-                'disks': {'name': cfg.FLAVOR_DISKS_NAME, 'ram': 128,
-                          'vcpus': 1, 'disk': 1, 'ephemeral': 1,
-                          'swap': 16}}})
+        ids = meta.get('ids') if switching else None
+        ids = ids or self.bootstrap('images', images_spec(guest, disk))
         t = time.monotonic()
         cinder.wait(self, s)
         mark('cinder_wait', t)
@@ -609,6 +596,28 @@ def ceph_client():
         conf=rbd.NODE_CONF, user=rbd.CINDER, secret_uuid=rbd.SECRET_UUID,
         vms_pool=rbd.VMS_POOL, volumes_pool=rbd.VOLUMES_POOL,
         volumes2_pool=rbd.VOLUMES2_POOL, images_pool=rbd.IMAGES_POOL)
+
+
+def images_spec(guest, disk):
+    """What the bootstrap's images step makes: the lab guest's kernel,
+    ramdisk and disk in glance, and the flavors the tests use."""
+    return {
+        'image_names': cfg.IMAGE_NAMES, 'kernel': guest.kernel,
+        'ramdisk': guest.initrd, 'disk': disk,
+        # A second agent writes the ephemeral disk of a flavor that has one
+        # (vdb); without a vdb the guest notes it and goes on.
+        'cmdline': guest.cmdline + ' ' + guestlib.SECOND_DISK_OPTION,
+        'flavors': {
+            'guest': {'name': cfg.FLAVOR_NAME, 'ram': 128, 'vcpus': 1,
+                      'disk': 1},
+            'alt': {'name': cfg.FLAVOR_ALT_NAME, 'ram': 192, 'vcpus': 1,
+                    'disk': 1},
+            # A resize that grows the root disk.
+            'bigger': {'name': cfg.FLAVOR_BIGGER_NAME, 'ram': 128,
+                       'vcpus': 1, 'disk': 2},
+            # Several disks per guest: ephemeral and swap beside root.
+            'disks': {'name': cfg.FLAVOR_DISKS_NAME, 'ram': 128, 'vcpus': 1,
+                      'disk': 1, 'ephemeral': 1, 'swap': 16}}}
 
 
 def process_info(procs, key):

@@ -93,3 +93,93 @@ class TestRunTempest(testtools.TestCase):
         # The repository's own .stestr.conf (its unit tests) is untouched.
         with open(os.path.join(repo, '.stestr.conf')) as f:
             self.assertEqual('[DEFAULT]\ntest_path=./unit_tests\n', f.read())
+
+
+# A stand-in for migration-lab: the cloud is down until `up`, which says
+# its storage; every call is logged.
+FAKE_LAB = '''#!/bin/sh
+echo "lab $*" >> "$LOG"
+[ "$2" = status ] && exit 1
+exit 0
+'''
+
+
+class TestSlices(testtools.TestCase):
+    """On the lab cloud, each mode runs the tests of the slice (the
+    regex tempest run gets), and a mode with none is not brought up."""
+
+    def setUp(self):
+        super().setUp()
+        self.dir = self.useFixture(fixtures.TempDir()).path
+        bin_dir = os.path.join(self.dir, 'bin')
+        os.mkdir(bin_dir)
+        self.log = os.path.join(self.dir, 'log')
+        for name, text in (
+                ('migration-lab', FAKE_LAB),
+                ('tempest', '#!/bin/sh\necho "tempest $*" >> "$LOG"\n'),
+                ('python', '#!/bin/sh\nexec %s "$@"\n' % sys.executable)):
+            path = os.path.join(bin_dir, name)
+            with open(path, 'w') as f:
+                f.write(text)
+            os.chmod(path, 0o755)
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(('TEMPEST_', 'MIGRATION_'))}
+        self.env.update(PATH=bin_dir + os.pathsep + os.environ['PATH'],
+                        LOG=self.log, MIGRATION_LAB_STATE=self.dir)
+        os.makedirs(os.path.join(self.dir, 'cloud', 'tempest'))
+
+    def run_modes(self, **env):
+        """{mode: the regex its tempest run got}, and the lab's calls."""
+        result = subprocess.run(['sh', SCRIPT], env=dict(self.env, **env),
+                                capture_output=True, text=True, timeout=60)
+        self.assertEqual(0, result.returncode, result.stderr)
+        with open(self.log) as f:
+            lines = f.read().splitlines()
+        regexes, mode = {}, None
+        for line in lines:
+            words = line.split()
+            if words[:3] == ['lab', 'cloud', 'up']:
+                mode = words[words.index('--storage') + 1]
+            elif words[0] == 'tempest':
+                regexes[mode] = words[words.index('--regex') + 1]
+        return regexes, lines
+
+    def test_ci_slice_by_default(self):
+        regexes, lines = self.run_modes()
+        self.assertEqual(['local', 'shared', 'rbd'], list(regexes))
+        self.assertEqual(r'^(?=migration_tempest_plugin\.)'
+                         r'(?!.*(?:VolumeBackedLiveMigrationTest))',
+                         regexes['local'])
+        self.assertEqual(r'^(?=migration_tempest_plugin\.)'
+                         r'(?!.*(?:test_volume_operations))',
+                         regexes['shared'])
+        self.assertTrue(regexes['rbd'].startswith(
+            r'^(?=migration_tempest_plugin\.)(?!.*(?:'
+            r'test_migration_configurations|test_migration_operations|'
+            r'test_paused_guest_migrates_intact|'), regexes['rbd'])
+        # Up once per mode (a switch after the first), down at the end.
+        self.assertEqual('lab cloud down --state-dir %s' % self.dir,
+                         [x for x in lines if x.startswith('lab')][-1])
+
+    def test_rest_and_named_modes(self):
+        regexes, _ = self.run_modes(MIGRATION_TEMPEST_SLICE='rest')
+        self.assertEqual(['local', 'shared', 'rbd'], list(regexes))
+        self.assertIn('(?:VolumeBackedLiveMigrationTest)', regexes['local'])
+        self.assertIn('(?:test_volume_operations)', regexes['shared'])
+        self.assertIn('test_migration_operations', regexes['rbd'])
+        os.unlink(self.log)
+        regexes, _ = self.run_modes(MIGRATION_TEMPEST_STORAGE='rbd')
+        self.assertEqual({'rbd': 'migration_tempest_plugin'}, regexes)
+        # TEMPEST_REGEX wins over the slice, in every mode.
+        os.unlink(self.log)
+        regexes, _ = self.run_modes(MIGRATION_TEMPEST_SLICE='rest',
+                                    TEMPEST_REGEX='Abort')
+        self.assertEqual({r'^(?=migration_tempest_plugin\.).*(?:Abort)'},
+                         set(regexes.values()))
+
+    def test_unknown_slice_is_refused(self):
+        result = subprocess.run(['sh', SCRIPT], env=dict(
+            self.env, MIGRATION_TEMPEST_SLICE='most'), capture_output=True,
+            text=True, timeout=60)
+        self.assertEqual(2, result.returncode)
+        self.assertIn("unknown slice 'most'", result.stderr)

@@ -196,6 +196,21 @@ class VolumeIntegrityTestBase(base.MigrationIntegrityTestBase):
                                source=used)
         return where
 
+    def live_migrate_and_check(self, server_id, recorder, volume_id):
+        """A live migration with block_migration=auto of a server with
+        its root disk from the image and the volume at vdb: nova's flags
+        for the storage, and on local disks a copy of vda only (never the
+        volume); then the root disk and the volume keep every write the
+        guest acknowledged, on the destination."""
+        self.live_migrate(server_id, self.dest, 'auto')
+        self.audit_flags(server_id, self.source,
+                         self.expected_flags(self.block_by_storage))
+        self.audit_copied_disks(server_id, self.source,
+                                ['vda'] if self.block_by_storage else [])
+        self.keep_writing_both(recorder)
+        self.assert_intact(server_id, recorder, self.dest)
+        self.assert_volume_intact(server_id, recorder, volume_id, self.dest)
+
     def boot_with_volume(self, volume_id=None, **kwargs):
         """The integrity guest with its root disk from the image and the
         volume (a new one unless given) at vdb from the start; return
@@ -369,15 +384,7 @@ class SwappedVolumeLiveMigrationTest(VolumeIntegrityTestBase):
             'volume': volume_id, 'before': repr(before.source),
             'after': repr(after.source), 'block_copy_lines': swapped})
         self.keep_writing_both(recorder)
-        self.live_migrate(server['id'], self.dest, 'auto')
-        self.audit_flags(server['id'], self.source,
-                         self.expected_flags(self.block_by_storage))
-        self.audit_copied_disks(server['id'], self.source,
-                                ['vda'] if self.block_by_storage else [])
-        self.keep_writing_both(recorder)
-        self.assert_intact(server['id'], recorder, self.dest)
-        self.assert_volume_intact(server['id'], recorder, volume_id,
-                                  self.dest)
+        self.live_migrate_and_check(server['id'], recorder, volume_id)
 
 
 # What the guest's /init prints when no second disk came at boot
@@ -461,15 +468,7 @@ class MultiattachVolumeLiveMigrationTest(VolumeIntegrityTestBase):
         self.save_report('multiattach', writer['id'], {
             'writer_host': self.source, 'reader': reader['id'],
             'reader_host': reader_host})
-        self.live_migrate(writer['id'], self.dest, 'auto')
-        self.audit_flags(writer['id'], self.source,
-                         self.expected_flags(self.block_by_storage))
-        self.audit_copied_disks(writer['id'], self.source,
-                                ['vda'] if self.block_by_storage else [])
-        self.keep_writing_both(recorder)
-        self.assert_intact(writer['id'], recorder, self.dest)
-        self.assert_volume_intact(writer['id'], recorder, volume_id,
-                                  self.dest)
+        self.live_migrate_and_check(writer['id'], recorder, volume_id)
         # The reader sees the same bytes: read through its own domain's
         # disk, on its own host, the writer paused.
         dev = self.attached_device(reader['id'], volume_id)
