@@ -434,12 +434,25 @@ class _Parser(object):
                 seq += 1
                 expected = next(acks)
                 continue
-            if expected is not None and self.cut_by_switch(m, expected):
+            rest = None
+            if expected is not None:
+                rest = self.cut_by_switch(m, expected)
+            if rest is not None:
                 seqs.append(seq)
                 offsets.append(m.start())
                 seq += 1
                 expected = next(acks)
-                continue
+                if not rest:
+                    continue
+                # The next console begins with a record of its own.
+                m = rest
+            if not self.cut_by_boot(m):
+                self.record(m[1], m[0].rstrip(), m.start(), m.end() < end)
+            seq, acks = self.next_acks()
+            expected = next(acks)
+            if self.cur is not None:
+                seqs, offsets = self.cur._ack_seqs, self.cur._ack_offsets
+            continue
             if not self.cut_by_boot(m):
                 self.record(m[1], m[0].rstrip(), m.start(), m.end() < end)
             seq, acks = self.next_acks()
@@ -490,23 +503,33 @@ class _Parser(object):
         end, '\\r\\n' at the destination's start).  What came is the
         start of *expected*, the ACK of the next write, which the guest
         prints only once that write is durable; what follows, if
-        anything, is its end.  A warning 'cut-at-switch' tells.  False
-        when *m* is not such a record."""
+        anything, is its end, or a record of its own that begins the next
+        console (seen on local storage: the source's console log went with
+        its instance folder before the last of it was read, and the
+        destination's began with a later ACK).  A warning 'cut-at-switch'
+        tells.  Returns None when *m* is not such a record, else that
+        record of the next console or an empty tuple."""
         i = bisect.bisect_right(self.starts, m.start())
         if m[1] != 'ACK' or i == len(self.starts) or \
                 self.starts[i] >= m.end():
-            return False
+            return None
         cut = self.starts[i]
         head = self.text[m.start():cut].rstrip()
         tail = self.text[cut:m.end()].strip()
-        if not expected.startswith(head) or head == expected or \
-                not expected.endswith(tail):
-            return False
-        self.problem('cut-at-switch', m.start(), m[0].rstrip(),
+        if not expected.startswith(head) or head == expected:
+            return None
+        rest = ()
+        if not expected.endswith(tail):
+            skip = len(self.text[cut:m.end()]) - len(
+                self.text[cut:m.end()].lstrip())
+            rest = self.g.record.match(self.text, cut + skip)
+            if rest is None:
+                return None
+        self.problem('cut-at-switch', m.start(), head,
                      'the console switched hosts inside the ACK of seq %s '
                      '(%r): counted, the guest printed it'
                      % (expected.split()[2], head), warning=True)
-        return True
+        return rest
 
     def record(self, kind, rec, at, terminated):
         """Judge one record, in full: *at* is its offset in the text,
