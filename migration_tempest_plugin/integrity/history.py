@@ -452,13 +452,6 @@ class _Parser(object):
             expected = next(acks)
             if self.cur is not None:
                 seqs, offsets = self.cur._ack_seqs, self.cur._ack_offsets
-            continue
-            if not self.cut_by_boot(m):
-                self.record(m[1], m[0].rstrip(), m.start(), m.end() < end)
-            seq, acks = self.next_acks()
-            expected = next(acks)
-            if self.cur is not None:
-                seqs, offsets = self.cur._ack_seqs, self.cur._ack_offsets
         self.finish()
         return self.h
 
