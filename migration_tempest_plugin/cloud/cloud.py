@@ -252,6 +252,8 @@ class Cloud:
 
         os.makedirs(self.dir, exist_ok=True)
         meta = self.meta()
+        # On a cloud that is up with another mode only the computes'
+        # nova.conf changes: they restart, the rest stays as it is.
         switching = (meta.get('state') == 'up' and
                      meta.get('storage') not in (None, self.storage))
         if switching:
@@ -315,6 +317,10 @@ class Cloud:
             self.sync_databases(s)
             self.save_meta(synced=synced)
         mark('db_sync', t)
+        # The catalog, images and flavors live in those databases: once
+        # made there, a later up (a storage switch) keeps them.
+        ids = (meta.get('ids') if meta.get('bootstrapped') == synced
+               else None)
 
         t = time.monotonic()
         self.say('cloud: APIs (gunicorn) on %s' % s.host)
@@ -324,9 +330,7 @@ class Cloud:
                                               in changed))
         rabbitmq.wait(self, s)
         apis.wait(self, s, 'keystone')
-        # A switch of storage changes no project, user, endpoint, image or
-        # flavor: the cloud that is up has them.
-        if not switching:
+        if not ids:
             self.bootstrap('catalog', {
                 'domain': cfg.DOMAIN, 'region': cfg.REGION,
                 'service_project': cfg.SERVICE_PROJECT,
@@ -350,21 +354,23 @@ class Cloud:
         t = time.monotonic()
         self.say('cloud: nova-compute on %s' % ', '.join(
             c.name for c in s.computes))
-        switched = []
+        restarts = []
         for compute, node in self.compute_nodes():
-            restart = 'nova-compute-' + compute.name in changed
-            if switching and restart:
-                switched.append(compute.name)
+            # A compute's key is also the name of its configuration folder.
+            key = nova.compute_key(compute)
+            if self.sup.pid(key) and key in changed:
+                restarts.append(compute.name)
             else:
-                nova.start_compute(self, s, compute, node, restart=restart)
-        if switched:
+                nova.start_compute(self, s, compute, node)
+        if restarts:
             # Until each reports again: a compute that the service list
             # still shows up from before would look ready at once.
-            with concurrent.futures.ThreadPoolExecutor(len(switched)) as pool:
+            with concurrent.futures.ThreadPoolExecutor(len(restarts)) as pool:
                 list(pool.map(lambda name: nova.restart_compute(self, name),
-                              switched))
-        ids = meta.get('ids') if switching else None
-        ids = ids or self.bootstrap('images', images_spec(guest, disk))
+                              restarts))
+        if not ids:
+            ids = self.bootstrap('images', images_spec(guest, disk))
+            self.save_meta(ids=ids, bootstrapped=synced)
         t = time.monotonic()
         cinder.wait(self, s)
         mark('cinder_wait', t)
