@@ -95,7 +95,14 @@ MigrationOpts = [
                      'skips, naming it (README, "Known findings"). '
                      'config-drive-block-migration: a block live migration '
                      'leaves an empty config drive (ISO 9660) on the '
-                     'destination.'),
+                     'destination. rolled-back-to-error: after rolling a '
+                     'live migration back, nova sets the server to ERROR '
+                     '(the tests that show it record it, reset the server '
+                     'to active and go on). '
+                     'force-complete-ignored-in-disk-copy: with post-copy '
+                     'permitted, a force-complete during the disk copy of a '
+                     'block migration does not end it (the test records '
+                     'it, aborts the migration and goes on).'),
     cfg.BoolOpt('fail_hosts', default=False,
                 help='Whether the evacuate tests may make a compute host '
                      'fail as a real one does: stop its nova-compute, kill '

@@ -87,12 +87,31 @@ def errors_after(text, line, needle=None):
             (needle is None or needle in entry)]
 
 
+# QEMU's migration status events, as libvirtd 9.0 logs them (seen in the
+# lab): QEMU_MONITOR_RECV_EVENT: mon=0x.. event={"timestamp": {...},
+# "event": "MIGRATION", "data": {"status": "postcopy-active"}}.
+_MIGRATION_EVENT = re.compile(r'QEMU_MONITOR_RECV_EVENT: .*"event": '
+                              r'"MIGRATION", "data": \{"status": '
+                              r'"(?P<status>[\w-]+)"')
+
+
+def migration_statuses(text, line):
+    """The statuses of QEMU's MIGRATION events after line number `line`,
+    in order (events name a monitor, not a domain: take them after that
+    domain's call, on a host that runs one migration at a time)."""
+    return [match.group('status')
+            for number, entry in enumerate(text.splitlines(), 1)
+            if number > line
+            for match in [_MIGRATION_EVENT.search(entry)] if match]
+
+
 # The log line's thread: "<time>: <tid>: debug : ...".
 _THREAD = re.compile(r'^\S+ \S+: (?P<tid>\d+): ')
 # A typed parameter of the migrate call, logged by the same thread right
 # after it: virDomainMigratePerform3Params:5382 :
 # params["migrate_disks"]=(string)vda (one line per disk).
-_PARAM = re.compile(r'virDomainMigrate\w+:\d+ : params\["(?P<name>\w+)"\]='
+# Names may hold a dot: params["parallel.connections"]=(int)4.
+_PARAM = re.compile(r'virDomainMigrate\w+:\d+ : params\["(?P<name>[\w.]+)"\]='
                     r'\((?P<type>\w+)\)(?P<value>.*)$')
 # The disk copy of a block migration: libvirt asks the source's QEMU to
 # mirror each disk it copies to the destination's NBD server, as

@@ -183,7 +183,8 @@ class TestTempestConfWithCinder(testtools.TestCase):
         self.assertEqual('false', conf['compute-feature-enabled'][
             'block_migration_for_live_migration'])
         self.assertEqual('rbd', conf['migration']['storage'])
-        self.assertEqual('config-drive-block-migration',
+        self.assertEqual('config-drive-block-migration,rolled-back-to-error,'
+                         'force-complete-ignored-in-disk-copy',
                          conf['migration']['known_bugs'])
 
     def test_compute_hosts_say_where_rbd_disks_are(self):

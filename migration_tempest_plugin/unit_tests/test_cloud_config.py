@@ -222,7 +222,9 @@ class TestTempestConf(testtools.TestCase):
         self.assertEqual('ssh', m['host_access'])
         self.assertEqual('root', m['ssh_user'])
         self.assertEqual('true', m['fail_hosts'])
-        self.assertEqual('config-drive-block-migration', m['known_bugs'])
+        self.assertEqual('config-drive-block-migration,rolled-back-to-error,'
+                         'force-complete-ignored-in-disk-copy',
+                         m['known_bugs'])
         self.assertEqual('img-1', m['image_ref'])
         self.assertEqual('fl-1', m['flavor_ref'])
         self.assertEqual('/ws/etc/compute-hosts.yaml',

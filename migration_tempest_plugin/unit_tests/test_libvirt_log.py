@@ -159,6 +159,16 @@ class TestCopiedDisks(testtools.TestCase):
                           'migrate_disks': ['vda']},
                          libvirt_log.call_params(BLOCK_LOG, self.call()))
 
+    def test_a_dotted_parameter_name(self):
+        lines = BLOCK_LOG.splitlines()
+        text = '\n'.join(lines[:2] + [
+            '%s: 2928: debug : virDomainMigratePerform3Params:5382 : '
+            'params["parallel.connections"]=(int)4' % T] + lines[2:])
+        self.assertEqual({'bandwidth': ['0'], 'parallel.connections': ['4'],
+                          'migrate_uri': ['tcp://c2'],
+                          'migrate_disks': ['vda']},
+                         libvirt_log.call_params(text, self.call(text=text)))
+
     def test_mirrors_of_the_calls_thread_until_its_next_call(self):
         self.assertEqual(['vda'], libvirt_log.mirrored_disks(
             BLOCK_LOG, self.call()))
@@ -181,3 +191,26 @@ class TestCopiedDisks(testtools.TestCase):
             'drive-virtio-disk0","sync":"full"}}' % T])
         self.assertEqual(['drive-virtio-disk0'], libvirt_log.mirrored_disks(
             text, self.call(text=text)))
+
+
+class TestMigrationStatuses(testtools.TestCase):
+
+    def event(self, status):
+        return ('%s: 2604: info : qemuMonitorJSONIOProcessLine:203 : '
+                'QEMU_MONITOR_RECV_EVENT: mon=0x7f10 event={"timestamp": '
+                '{"seconds": 1796610863, "microseconds": 879168}, "event": '
+                '"MIGRATION", "data": {"status": "%s"}}' % (T, status))
+
+    def test_statuses_after_the_line_in_order(self):
+        text = '\n'.join([self.event('setup'), BLOCK_LOG.splitlines()[0],
+                          self.event('active'),
+                          self.event('postcopy-active'),
+                          '%s: 2604: info : qemuMonitorJSONIOProcessLine:203 '
+                          ': QEMU_MONITOR_RECV_EVENT: mon=0x7f10 event={'
+                          '"event": "STOP"}' % T,
+                          self.event('completed')])
+        self.assertEqual(['active', 'postcopy-active', 'completed'],
+                         libvirt_log.migration_statuses(text, 2))
+
+    def test_none(self):
+        self.assertEqual([], libvirt_log.migration_statuses(BLOCK_LOG, 0))

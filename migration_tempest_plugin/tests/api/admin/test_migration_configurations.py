@@ -6,6 +6,7 @@ libvirtd log must be nova's policy for that configuration."""
 from tempest import config
 from tempest.lib import decorators
 
+from migration_tempest_plugin.hosts import libvirt_log
 from migration_tempest_plugin import storage_modes
 from migration_tempest_plugin.tests import base
 
@@ -15,13 +16,16 @@ CONF = config.CONF
 class _ConfigurationTestBase(base.MigrationIntegrityTestBase):
 
     def _assert_migrates_intact(self):
+        """Live-migrate a writing guest, audit nova's flags and the data;
+        return (the source's libvirtd log since, its migrate call)."""
         server, recorder = self.create_integrity_server()
         self.live_migrate(server['id'], self.dest, 'auto')
-        audited = self.audit_flags(server['id'], self.source,
-                                   self.expected_flags(self.block_by_storage))
+        self.audit_flags(server['id'], self.source,
+                         self.expected_flags(self.block_by_storage))
         self.keep_writing(recorder)
         self.assert_intact(server['id'], recorder, self.dest)
-        return audited
+        log = self.libvirtd_log(self.source, server['id'])
+        return log, libvirt_log.migrate_calls(log, server['id'])[-1]
 
 
 class TunnelledLiveMigrationTest(_ConfigurationTestBase):
@@ -85,7 +89,10 @@ class PostCopyPermittedLiveMigrationTest(_ConfigurationTestBase):
         """POSTCOPY is handed to libvirt; nova switches to post-copy only
         on force-complete (test_migration_operations), so this migration
         completes in pre-copy."""
-        self._assert_migrates_intact()
+        log, call = self._assert_migrates_intact()
+        self.assertNotIn('postcopy-active',
+                         libvirt_log.migration_statuses(log, call.line),
+                         'the migration switched to post-copy unasked')
 
 
 class AutoConvergeLiveMigrationTest(_ConfigurationTestBase):
@@ -109,4 +116,7 @@ class ParallelConnectionsLiveMigrationTest(_ConfigurationTestBase):
     def test_parallel_connections_live_migration_keeps_acknowledged_writes(
             self):
         """Memory goes over four connections (PARALLEL, QEMU multifd)."""
-        self._assert_migrates_intact()
+        log, call = self._assert_migrates_intact()
+        self.assertEqual(['4'], libvirt_log.call_params(log, call).get(
+            'parallel.connections'), 'nova asked libvirt for another number '
+            'of connections')

@@ -37,6 +37,8 @@ POSTCOPY_TOO_EARLY = ('Postcopy must be started after migration has been '
 # 5 s) is given to act on a force-complete before the test looks at what
 # it did.
 FORCE_COMPLETE_GRACE = 30
+# The known finding ([migration] known_bugs, README "Known findings").
+FORCE_COMPLETE_IGNORED = 'force-complete-ignored-in-disk-copy'
 NOVA_POSTCOPY_REFUSAL_IGNORED = (
     'nova 34 answered the force-complete with 202; QEMU refused the switch '
     'to post-copy while the disks were being copied, and nova only logged '
@@ -54,7 +56,8 @@ class LiveMigrationAbortTest(base.MigrationIntegrityTestBase):
     @decorators.idempotent_id('2a3857a8-9c1f-478d-9c5a-5fcd3b2b1494')
     def test_abort_keeps_guest_on_source(self):
         """An aborted migration leaves the guest running on its source with
-        every write, and nothing of it on the destination."""
+        every write, and nothing of it on the destination; the next live
+        migration of the guest completes, intact."""
         server, recorder = self.create_integrity_server()
         self.start_live_migration(server['id'], self.dest)
         migration = self.wait_for_running_migration(server['id'])
@@ -70,6 +73,13 @@ class LiveMigrationAbortTest(base.MigrationIntegrityTestBase):
                                    'canceled by client')
         self.keep_writing(recorder)
         self.assert_intact(server['id'], recorder, self.source)
+        # What the abort left behind (a half-made destination, a job still
+        # held by libvirt) must not block the next try.  The guest is
+        # paused (assert_intact), so the move converges under the cap.
+        self.live_migrate(server['id'], self.dest, state='PAUSED')
+        self.unpause(server['id'])
+        self.keep_writing(recorder)
+        self.assert_intact(server['id'], recorder, self.dest)
 
 
 class LiveMigrationForceCompleteTest(base.MigrationIntegrityTestBase):
@@ -116,7 +126,8 @@ class PostCopyForceCompleteTest(base.MigrationIntegrityTestBase):
     def test_force_complete_switches_to_post_copy(self):
         """With post-copy permitted, force-complete switches a migration in
         its memory phase to post-copy (the guest runs on the destination
-        while its memory is fetched from the source); no write is lost."""
+        while its memory is fetched from the source: QEMU on the source
+        reports postcopy-active); no write is lost."""
         if not storage_modes.shared_disks(CONF.migration.storage):
             raise self.skipException(
                 'needs instance disks that nova counts as shared '
@@ -138,35 +149,41 @@ class PostCopyForceCompleteTest(base.MigrationIntegrityTestBase):
                                    self.expected_flags(self.block_by_storage))
         self.assertTrue(flags.has(audited, 'POSTCOPY'))
         log = self.libvirtd_log(self.source, server['id'])
-        self.assertTrue(libvirt_log.domain_calls(
-            log, 'virDomainMigrateStartPostCopy', server['id']),
-            'nova never asked libvirt to switch the migration of %s to '
-            'post-copy' % server['id'])
-        call = libvirt_log.migrate_calls(log, server['id'])[-1]
+        asked = libvirt_log.domain_calls(
+            log, 'virDomainMigrateStartPostCopy', server['id'])
+        self.assertTrue(asked, 'nova never asked libvirt to switch the '
+                        'migration of %s to post-copy' % server['id'])
         self.assertEqual([], libvirt_log.errors_after(
-            log, call.line, 'migrate-start-postcopy'),
+            log, asked[0], 'migrate-start-postcopy'),
             'QEMU refused the switch to post-copy')
+        self.assertIn('postcopy-active',
+                      libvirt_log.migration_statuses(log, asked[0]),
+                      'QEMU on %s never reported the migration of %s in '
+                      'post-copy: it ended in pre-copy' % (self.source,
+                                                           server['id']))
         self.keep_writing(recorder)
         self.assert_intact(server['id'], recorder, self.dest)
 
-    @decorators.attr(type=['negative', 'multinode'])
+    @decorators.attr(type='multinode')
     @decorators.idempotent_id('7f802d69-c636-492c-b417-6b4a6e8fc09d')
     def test_force_complete_during_disk_copy_keeps_acknowledged_writes(self):
         """A force-complete while a block migration copies the disk (which
         a writing guest keeps from converging under the bandwidth cap),
-        with post-copy permitted: the migration ends either completed on
-        the destination or rolled back on its source, nova says where the
-        guest runs and it runs there, and every acknowledged write is on
-        its disk.
+        with post-copy permitted: the migration ends, completed on the
+        destination, within FORCE_COMPLETE_GRACE; nova says where the guest
+        runs and it runs there, and every acknowledged write is on its
+        disk.
 
-        What nova did in between is recorded, not asserted: its answer,
-        whether it asked for post-copy, QEMU's refusal in the source's
-        log, whether it paused the guest, whether the migration ran on.
-        nova 34 answers 202, QEMU refuses ("Postcopy must be started after
-        migration has been started") and nova does nothing more
-        (NOVA_POSTCOPY_REFUSAL_IGNORED); a migration that nova has done
-        nothing to end by FORCE_COMPLETE_GRACE is aborted, as an operator
-        would.
+        What nova did in between is recorded: its answer, whether it asked
+        for post-copy, QEMU's refusal in the source's log, whether it
+        paused the guest, whether the migration ran on.  nova 34 answers
+        202, QEMU refuses ("Postcopy must be started after migration has
+        been started") and nova does nothing more
+        (NOVA_POSTCOPY_REFUSAL_IGNORED): the known finding
+        FORCE_COMPLETE_IGNORED.  Without its name in [migration]
+        known_bugs, a migration that has not ended by then fails the test;
+        with it, the test aborts the migration, as an operator would, and
+        checks the rollback and the data.
         """
         if storage_modes.shared_disks(CONF.migration.storage):
             raise self.skipException('needs local instance disks '
@@ -204,7 +221,15 @@ class PostCopyForceCompleteTest(base.MigrationIntegrityTestBase):
             'aborted_by_test': False,
         }
         if not ended_by_itself and not (paused or switched):
-            # Nothing that nova did will end this migration: abort it.
+            # Nothing that nova did will end this migration.
+            self.record_nova_behaviour(FORCE_COMPLETE_IGNORED, server['id'],
+                                       behaviour)
+            self.assertIn(FORCE_COMPLETE_IGNORED, CONF.migration.known_bugs,
+                          'the force-complete of %s did not end its '
+                          'migration within %ds (a cloud known to ignore it '
+                          'names %s in [migration] known_bugs)' % (
+                              server['id'], FORCE_COMPLETE_GRACE,
+                              FORCE_COMPLETE_IGNORED))
             behaviour['aborted_by_test'] = True
             try:
                 self.live_migrations.abort_live_migration(server['id'],
@@ -229,6 +254,9 @@ class PostCopyForceCompleteTest(base.MigrationIntegrityTestBase):
                                  server['id'], source))
             where = dest
         else:
+            self.assertTrue(behaviour['aborted_by_test'],
+                            'the forced migration of %s ended %s' % (
+                                server['id'], ended['status']))
             self.assert_back_on_source(
                 server['id'], source, dest,
                 'canceled by client' if behaviour['aborted_by_test'] and
