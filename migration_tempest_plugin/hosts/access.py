@@ -270,6 +270,11 @@ class ComputeHost(object):
         return out[len('state:'):].strip() if out.startswith('state:') \
             else None
 
+    def libvirt_answers(self):
+        """True while the libvirt daemon on this host answers."""
+        return self._shell('virsh -c qemu:///system uri >/dev/null 2>&1 '
+                           '&& echo yes || echo no').strip() == 'yes'
+
     def has_domain(self, instance_uuid):
         """True when this host's libvirt knows the instance's domain."""
         return self.domain_state(instance_uuid) is not None

@@ -29,6 +29,7 @@ from tempest.common import waiters
 from tempest import config
 from tempest.lib.common.utils import test_utils
 from tempest.lib import decorators
+from tempest.lib import exceptions as lib_exc
 
 from migration_tempest_plugin import storage_modes
 from migration_tempest_plugin.tests import base
@@ -256,6 +257,11 @@ class EvacuateIntegrityTest(MoveIntegrityTestBase):
                                     'evacuate tests make a compute host '
                                     'fail')
 
+    def setUp(self):
+        super().setUp()
+        # {host: the updated_at of its nova-compute once it was stopped}.
+        self._last_reports = {}
+
     def _service(self, host):
         return self.admin_services_client.list_services(
             host=host, binary='nova-compute')['services'][0]
@@ -269,17 +275,31 @@ class EvacuateIntegrityTest(MoveIntegrityTestBase):
         access.stop_nova_compute()
         access.kill_guest(server_id)
         access.stop_libvirt()
+        # A stop command that did nothing is no host failure: an error.
+        if access.libvirt_answers():
+            raise lib_exc.TempestException(
+                'libvirtd on %s still answers after its stop command: the '
+                'host did not fail' % host)
         # The guest's last lines, before the evacuated guest's QEMU empties
         # a console log that is shared.
         recorder.read()
         self.admin_services_client.update_service(service['id'],
                                                   forced_down=True)
+        # A nova-compute that still ran would report again within its
+        # report_interval (10 s): _recover_host looks before the restart.
+        self._last_reports[host] = self._service(host)['updated_at']
         return service
 
     def _recover_host(self, host, service_id):
         """libvirtd and nova-compute back, the service no longer forced
         down, and reporting up again."""
         access = self.hosts[host]
+        last = self._last_reports.pop(host, None)
+        if last and self._service(host)['updated_at'] != last:
+            # The cleanup, which calls this again, still recovers the host.
+            raise lib_exc.TempestException(
+                'nova-compute on %s reported after its stop command: the '
+                'host did not fail' % host)
         access.start_libvirt()
         access.start_nova_compute()
         before = self._service(host)['updated_at']

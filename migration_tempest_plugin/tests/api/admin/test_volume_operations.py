@@ -122,10 +122,11 @@ class VolumeIntegrityTestBase(base.MigrationIntegrityTestBase):
                 'destination_type': 'local', 'boot_index': 0,
                 'delete_on_termination': True}
 
-    def volume_location(self, volume_id, host=None):
+    def volume_location(self, volume_id, host=None, skip=False):
         """Where cinder keeps the volume now (hosts.volumes.locate), an RBD
-        image read with `host`'s credentials (default: the source's); skip
-        the test, saying why, when the tests cannot read it back."""
+        image read with `host`'s credentials (default: the source's).  When
+        the tests cannot read it back: with `skip` (a look before the
+        volume's first move) the test skips, saying why; else it fails."""
         volume = self.admin_volumes_client.show_volume(volume_id)['volume']
         pools = self.admin_pools_client.list_pools(detail=True)['pools']
         user, conf = self.rbd_credentials(host or self.source)
@@ -133,8 +134,10 @@ class VolumeIntegrityTestBase(base.MigrationIntegrityTestBase):
             return volumelib.locate(volume, pools, user, conf,
                                     hosts=tuple(self.hosts))
         except volumelib.VolumeNotReadable as exc:
-            raise self.skipException('cannot read the volume back: %s'
-                                     % exc)
+            if skip:
+                raise self.skipException('cannot read the volume back: %s'
+                                         % exc)
+            self.fail('cannot read the volume back: %s' % exc)
 
     def attached_device(self, server_id, volume_id):
         """The device name nova gives the volume in the server (vdb)."""
@@ -218,6 +221,9 @@ class VolumeIntegrityTestBase(base.MigrationIntegrityTestBase):
         ACKS_BEFORE writes acknowledged."""
         if volume_id is None:
             volume_id = self.create_test_volume()['id']
+        # A back end the tests cannot read skips here, before any move:
+        # after one, a failure to read the volume is the test's failure.
+        self.volume_location(volume_id, skip=True)
         server, recorder = self.create_integrity_server(
             block_device_mapping_v2=[self.image_bdm(),
                                      self.volume_bdm(volume_id)], **kwargs)
@@ -283,6 +289,8 @@ class VolumeBackedLiveMigrationTest(VolumeIntegrityTestBase):
         the guest acknowledged before, during and after it."""
         root = self.create_test_volume(imageRef=CONF.migration.image_ref)
         data = self.create_test_volume()
+        for volume in (root, data):
+            self.volume_location(volume['id'], skip=True)
         server, recorder = self.create_integrity_server(
             image_id='', block_device_mapping_v2=[
                 self.volume_bdm(root['id'], boot_index=0),
@@ -355,7 +363,7 @@ class SwappedVolumeLiveMigrationTest(VolumeIntegrityTestBase):
         new_type = self._volume_type(second)
         volume = self.create_test_volume(volume_type=old_type['name'])
         server, recorder, volume_id = self.boot_with_volume(volume['id'])
-        before = self.volume_location(volume_id)
+        before = self.volume_location(volume_id, skip=True)
         host = self.get_host_for_server(server['id'])
         mark = self.hosts[host].libvirtd_log_size()
         self.volumes_client.retype_volume(volume_id,
@@ -367,7 +375,9 @@ class SwappedVolumeLiveMigrationTest(VolumeIntegrityTestBase):
                                        new_type['name'])
         waiters.wait_for_volume_resource_status(self.volumes_client,
                                                 volume_id, 'in-use')
-        after = self.volume_location(volume_id)
+        # The second back end is first seen here: one the tests cannot
+        # read skips (a configuration), as on the first.
+        after = self.volume_location(volume_id, skip=True)
         self.assertNotEqual(before.source, after.source,
                             'cinder kept the volume where it was')
         swapped = libvirt_log.domain_calls(
