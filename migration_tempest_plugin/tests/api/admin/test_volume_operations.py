@@ -255,7 +255,15 @@ class BlockMigrationWithVolumeTest(VolumeIntegrityTestBase):
         #1719362, #1939545, #1778206); the root disk and the volume keep
         every acknowledged write, and the guest writes both on at the
         destination, whose domain uses the same volume."""
-        server, recorder, volume_id = self.boot_with_volume()
+        volume_id = self.create_test_volume()['id']
+        where = self.volume_location(volume_id, skip=True)
+        if (isinstance(where.source, access.BlockDevice) and not
+                CONF.compute_feature_enabled.block_migrate_cinder_iscsi):
+            raise self.skipException(
+                'the volume is a logical volume that nova attaches over '
+                'iSCSI, and [compute-feature-enabled] '
+                'block_migrate_cinder_iscsi is off')
+        server, recorder, volume_id = self.boot_with_volume(volume_id)
         self.live_migrate(server['id'], self.dest, True)
         self.audit_flags(server['id'], self.source,
                          self.expected_flags(True))
