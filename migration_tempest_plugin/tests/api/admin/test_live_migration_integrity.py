@@ -7,6 +7,7 @@ from tempest import config
 from tempest.lib import decorators
 from tempest.lib import exceptions as lib_exc
 
+from migration_tempest_plugin.hosts import libvirt_log
 from migration_tempest_plugin import storage_modes
 from migration_tempest_plugin.tests import base
 
@@ -137,3 +138,77 @@ class SynchronousPreCheckRefusalTest(base.MigrationIntegrityTestBase):
             raise self.skipException('needs local instance disks '
                                      '([migration] storage = local)')
         self._assert_refused(False, LIVE_WITHOUT_SHARED)
+
+
+class ScheduledPreCheckRefusalTest(base.MigrationIntegrityTestBase):
+    """The same refusals through today's front door (the class's
+    microversion, 2.74): the API accepts the call (202), and since 2.68 a
+    named host is the scheduler's requested destination.  The conductor
+    runs the pre-checks on it, skips it when they fail, finds no other
+    host, and ends the migration record in error; libvirt is never asked
+    to migrate.  The pre-check's own reason reaches only the conductor's
+    debug log ("Skipping host"); the API says NoValidHost, so the reason
+    is asserted by SynchronousPreCheckRefusalTest."""
+
+    migrates = False
+
+    def _conductor_event(self, server_id):
+        """The conductor's event of the server's latest live-migration
+        action (admin: with its traceback)."""
+        actions = [a for a in self.admin_servers.list_instance_actions(
+            server_id)['instanceActions'] if a['action'] == 'live-migration']
+        self.assertNotEqual([], actions, 'no live-migration action of %s'
+                            % server_id)
+        latest = max(actions, key=lambda a: a['start_time'])
+        events = self.admin_servers.show_instance_action(
+            server_id, latest['request_id'])['instanceAction']['events']
+        for event in events:
+            if event['event'] == 'conductor_live_migrate_instance':
+                return event
+        self.fail('no conductor_live_migrate_instance event in %s' % events)
+
+    def _assert_refused(self, block_migration):
+        server, recorder = self.create_integrity_server()
+        source, dest = self.source, self.dest
+        self.start_live_migration(server['id'], dest, block_migration)
+        ended = self.wait_for_migration_end(server['id'])
+        self.assertEqual('error', ended['status'])
+        event = self._conductor_event(server['id'])
+        self.save_report('refusal', server['id'], {
+            'migration': ended, 'event': event})
+        self.assertEqual('Error', event['result'])
+        self.assertIn('NoValidHost', event.get('traceback') or '')
+        waiters.wait_for_server_status(self.servers, server['id'], 'ACTIVE')
+        self.assertEqual(source, self.get_host_for_server(server['id']))
+        self.assertEqual([], libvirt_log.migrate_calls(
+            self.libvirtd_log(source, server['id']), server['id']),
+            'libvirt on %s was asked to migrate %s' % (source, server['id']))
+        self.assertFalse(self.hosts[dest].has_domain(server['id']),
+                         'the refused migration left a domain on %s' % dest)
+        self.keep_writing(recorder)
+        self.assert_intact(server['id'], recorder, source)
+
+    @decorators.attr(type=['negative', 'multinode'])
+    @decorators.idempotent_id('0d6f3c1e-5a47-4b8e-9e2c-71f0a4d8b5c3')
+    def test_block_migration_refused_by_scheduler_on_shared_storage(self):
+        """The seed's unsafe case (a block migration on shared storage
+        would copy the disk over itself) as a user asks it today: nova
+        refuses it before libvirt is asked, and the guest keeps every
+        write."""
+        if not storage_modes.shared_disks(CONF.migration.storage):
+            raise self.skipException('needs instance disks that nova counts '
+                                     'as shared ([migration] storage = nfs '
+                                     'or rbd)')
+        self._assert_refused(True)
+
+    @decorators.attr(type=['negative', 'multinode'])
+    @decorators.idempotent_id('b8e25a7d-3c61-4f09-a4d2-6e9c0f1b7a54')
+    def test_live_migration_without_shared_storage_refused_by_scheduler(
+            self):
+        """block_migration=false on local storage as a user asks it today:
+        nova refuses it before libvirt is asked, and the guest keeps every
+        write."""
+        if storage_modes.shared_disks(CONF.migration.storage):
+            raise self.skipException('needs local instance disks '
+                                     '([migration] storage = local)')
+        self._assert_refused(False)
