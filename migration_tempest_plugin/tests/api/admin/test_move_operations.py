@@ -121,7 +121,9 @@ class ColdMigrationIntegrityTest(MoveIntegrityTestBase):
     def test_cold_migration_confirm_keeps_acknowledged_writes(self):
         """Every write acknowledged before the power-off is on the
         destination's disk; the guest boots there and writes on, and again
-        after a hard reboot (#1399244, #1728603, #2080436)."""
+        after a hard reboot (#1399244, #1728603; the disk that a source's
+        clean-up deleted, as #2080436 did for guests with NUMA
+        information in their migrate data, which this flavor has not)."""
         server, recorder = self.boot_writing_server(self.source)
         self.cold_migrate(server['id'], self.dest)
         self.confirm(server['id'])
@@ -159,7 +161,9 @@ class ColdMigrationIntegrityTest(MoveIntegrityTestBase):
     def test_live_then_cold_migration_back_keeps_writes(self):
         """Two roads in a row: a live migration to the other host, writes
         there, then a cold migration back and a confirm: the disk that
-        arrives is the one the live migration moved (#2080436)."""
+        arrives is the one the live migration moved (a disk that the live
+        migration's clean-up deleted, as #2080436 did for NUMA guests,
+        fails here)."""
         server, recorder = self.boot_writing_server(self.source)
         self.live_migrate(server['id'], self.dest, 'auto')
         self.keep_writing(recorder)
@@ -431,8 +435,10 @@ class LiveMigrationHardRebootTest(MoveIntegrityTestBase):
     @decorators.idempotent_id('f2b4d6e8-0a1c-4e3f-9b5d-7c9e1a3b5d64')
     def test_hard_reboot_after_live_migration_keeps_writes(self):
         """After a live migration (block_migration=auto), a hard reboot
-        finds the disk that was moved, not a new or a missing one
-        (#2080436), and every acknowledged write of both boots is on it."""
+        finds the disk that was moved, not a new or a missing one (what
+        #2080436 did to guests whose migrate data carried NUMA, vPMEM or
+        mdev information; this flavor has none), and every acknowledged
+        write of both boots is on it."""
         if (not self.shared_disks and not
                 CONF.compute_feature_enabled.
                 block_migration_for_live_migration):
