@@ -145,10 +145,11 @@ class ScheduledPreCheckRefusalTest(base.MigrationIntegrityTestBase):
     microversion, 2.74): the API accepts the call (202), and since 2.68 a
     named host is the scheduler's requested destination.  The conductor
     runs the pre-checks on it, skips it when they fail, finds no other
-    host, and ends the migration record in error; libvirt is never asked
-    to migrate.  The pre-check's own reason reaches only the conductor's
-    debug log ("Skipping host"); the API says NoValidHost, so the reason
-    is asserted by SynchronousPreCheckRefusalTest."""
+    host (NoValidHost), fails its event of the action and ends the
+    migration record in error; libvirt is never asked to migrate.  The
+    pre-check's own reason reaches only the conductor's debug log
+    ("Skipping host"), so the reason is asserted by
+    SynchronousPreCheckRefusalTest."""
 
     migrates = False
 
@@ -176,8 +177,9 @@ class ScheduledPreCheckRefusalTest(base.MigrationIntegrityTestBase):
         event = self._conductor_event(server['id'])
         self.save_report('refusal', server['id'], {
             'migration': ended, 'event': event})
+        # The traceback (admin) ends above the exception's own line, so
+        # only the result says that the conductor failed.
         self.assertEqual('Error', event['result'])
-        self.assertIn('NoValidHost', event.get('traceback') or '')
         waiters.wait_for_server_status(self.servers, server['id'], 'ACTIVE')
         self.assertEqual(source, self.get_host_for_server(server['id']))
         self.assertEqual([], libvirt_log.migrate_calls(
