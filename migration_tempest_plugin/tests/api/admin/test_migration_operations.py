@@ -259,8 +259,8 @@ class PostCopyForceCompleteTest(base.MigrationIntegrityTestBase):
                                 server['id'], ended['status']))
             self.assert_back_on_source(
                 server['id'], source, dest,
-                'canceled by client' if behaviour['aborted_by_test'] and
-                'abort_refused' not in behaviour else None)
+                'canceled by client' if 'abort_refused' not in behaviour
+                else None)
             where = source
         self.keep_writing(recorder)
         self.assert_intact(server['id'], recorder, where)
